@@ -1,0 +1,52 @@
+# Two commands do all set-up: `make lab` and `make test`. A second run skips what is installed.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST := $(BIN)/python -m pytest
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: lab test unit notebooks browser system data bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+# Debian packages: Chromium for the browser test, the original Fashion-MNIST for `labkit data build`.
+system:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/datasets/fashion-mnist ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium dataset-fashion-mnist >/dev/null; \
+	  else \
+	    echo "note: run 'sudo apt-get install chromium dataset-fashion-mnist' for the browser test and 'labkit data build'"; \
+	  fi; \
+	fi
+
+lab: $(STAMP)
+	$(BIN)/labkit lab
+
+test: $(STAMP) system
+	$(BIN)/nbstripout --verify notebooks/*.ipynb
+	$(PYTEST) tests -m "not browser" -n 2 -q
+	LABKIT_MODE=smoke $(PYTEST) --nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
+	  -n 2 --dist loadscope -q -p no:cacheprovider notebooks
+	$(PYTEST) tests -m browser -q
+
+unit: $(STAMP)
+	$(PYTEST) tests -m "not browser" -n 2 -q
+
+notebooks: $(STAMP)
+	LABKIT_MODE=smoke $(PYTEST) --nbval-lax --nbval-current-env --nbval-cell-timeout=300 -n 2 --dist loadscope -q notebooks
+
+browser: $(STAMP) system
+	$(PYTEST) tests -m browser -q
+
+data: $(STAMP) system
+	$(BIN)/labkit data build
+
+bench: $(STAMP)
+	$(BIN)/labkit bench all
+
+clean:
+	rm -rf $(VENV) results test-artifacts

@@ -1,0 +1,130 @@
+"""The `labkit` command: doctor, data build, lab, bench. Errors are one line and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from labkit.errors import LabkitError
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE_DIR = ROOT / "data" / "reference"
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from labkit import env
+
+    info = env.report()
+    print(json.dumps(info, indent=2) if args.json else env.report_text(info))
+    return 0
+
+
+def cmd_data_build(args: argparse.Namespace) -> int:
+    from labkit import data
+
+    out = data.build_subset(Path(args.source), data.SUBSET_FILE, seed=args.seed)
+    digest = data.sha256(out)
+    expected = data.expected_sums().get("fashion_mnist/fashion_mnist_subset.npz")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB), sha256 {digest}")
+    if digest == expected:
+        print("matches data/SHA256SUMS")
+        return 0
+    print("does NOT match data/SHA256SUMS (a different source version or seed?)", file=sys.stderr)
+    return 1
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or shutil.which("jupyter")
+    if jupyter is None:
+        raise LabkitError("JupyterLab is not installed here: run `make lab` from the labkit folder.")
+    command = [jupyter, "lab", "--ip=127.0.0.1", f"--port={args.port}", f"--ServerApp.root_dir={ROOT}",
+               "notebooks/00_welcome.ipynb"]
+    if args.no_browser:
+        command.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    print("Starting JupyterLab on 127.0.0.1; open the URL with the token that it prints.", flush=True)
+    return subprocess.call(command, cwd=ROOT)
+
+
+def _record(report, argv: list[str]) -> Path:
+    """Save a report with its provenance into data/reference/ (results from hardware others may lack)."""
+    REFERENCE_DIR.mkdir(parents=True, exist_ok=True)
+    device = report.machine.get("gpu") or report.machine.get("device") or "cpu"
+    slug = "".join(ch if ch.isalnum() else "-" for ch in device.lower()).strip("-")
+    path = REFERENCE_DIR / f"{report.name}_{slug}.json"
+    payload = report.to_dict() | {"provenance": {
+        "date": time.strftime("%Y-%m-%d"), "command": "labkit " + " ".join(argv), "machine": report.machine}}
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
+
+
+def cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
+    from labkit import env, results, techniques
+
+    mode = env.check_mode(args.mode)
+    names = techniques.names() if args.names == ["all"] else args.names
+    modules = [techniques.load(name) for name in names]  # fail fast on a typo, before any work
+    reports = []
+    for module in modules:
+        report = module.headline(mode)
+        reports.append(report)
+        results.append(report)
+        if args.record:
+            print(f"recorded {_record(report, argv)}", file=sys.stderr)
+        if not args.json:
+            print(report.to_text(), flush=True)
+    if args.json:
+        payload = reports[0].to_dict() if len(reports) == 1 else [r.to_dict() for r in reports]
+        print(json.dumps(payload, indent=2))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="labkit", description="Measure what makes deep-learning training faster.")
+    sub = p.add_subparsers(dest="command", required=True)
+    doctor = sub.add_parser("doctor", help="report this machine: CPU, threads, GPU, precisions, peak FLOP/s")
+    doctor.add_argument("--json", action="store_true")
+    data_p = sub.add_parser("data", help="data tasks")
+    data_sub = data_p.add_subparsers(dest="data_command", required=True)
+    build = data_sub.add_parser("build", help="make the shipped Fashion-MNIST subset from Debian's package")
+    build.add_argument("--source", default="/usr/share/datasets/fashion-mnist")
+    build.add_argument("--seed", type=int, default=0)
+    lab = sub.add_parser("lab", help="open JupyterLab at the welcome notebook")
+    lab.add_argument("--port", type=int, default=8888)
+    lab.add_argument("--no-browser", action="store_true")
+    bench_p = sub.add_parser("bench", help="run a technique's headline experiment")
+    bench_p.add_argument("names", nargs="+", help="benchmark name(s), or 'all'")
+    bench_p.add_argument("--mode", choices=("smoke", "full"), default=None)
+    bench_p.add_argument("--json", action="store_true", help="print one JSON object (a list for several)")
+    bench_p.add_argument("--record", action="store_true", help="also save into data/reference/ with provenance")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "doctor":
+            return cmd_doctor(args)
+        if args.command == "data":
+            return cmd_data_build(args)
+        if args.command == "lab":
+            return cmd_lab(args)
+        return cmd_bench(args, argv)
+    except LabkitError as error:
+        print(f"labkit: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("labkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""Widgets: the live comparison panel, and small helpers the explorers share.
+
+Widgets are thin: they call the same functions the CLI and the tests call and draw what comes
+back. Every widget also prints a plain-text summary, so tests and static viewers see numbers.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from typing import Callable
+
+import ipywidgets as widgets
+import pandas as pd
+from IPython.display import display
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from labkit.errors import LabkitError
+from labkit.results import RATIO_NOTE, ResultCard, row_from_fit
+from labkit.train import FitResult, FitState
+
+# A variant trains (or measures) one configuration. It receives the panel's callbacks, to pass on
+# to `train.fit(..., callbacks=callbacks)`, and returns a FitResult or a card row (a dict).
+Variant = Callable[[list], "FitResult | dict"]
+
+
+def figure_png(fig: Figure) -> bytes:
+    """Render a matplotlib Figure to PNG bytes (no pyplot: safe from a worker thread)."""
+    buffer = io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buffer)
+    return buffer.getvalue()
+
+
+def plot_curves(histories: dict[str, pd.DataFrame], target_acc: float | None = None) -> Figure:
+    """Training loss and test accuracy per epoch, one line per variant."""
+    fig = Figure(figsize=(9, 3.2), layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for name, hist in histories.items():
+        if len(hist):
+            ax_loss.plot(hist["epoch"], hist["train_loss"], marker="o", label=name)
+            ax_acc.plot(hist["epoch"], 100 * hist["test_acc"], marker="o", label=name)
+    if target_acc is not None:
+        ax_acc.axhline(100 * target_acc, color="grey", linestyle="--", linewidth=1, label="target")
+    ax_loss.set(xlabel="epoch", ylabel="training loss", title="Training loss")
+    ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if histories:
+        ax_acc.legend(fontsize="small")
+    return fig
+
+
+class _PanelObserver:
+    """The panel's callback inside fit(): records each epoch for the live curves and checks Stop."""
+
+    def __init__(self, panel: "ComparisonPanel", variant: str):
+        self.panel, self.variant = panel, variant
+
+    def on_batch_end(self, state: FitState) -> bool:
+        return self.panel._stop.is_set()
+
+    def on_epoch_end(self, state: FitState) -> bool:
+        self.panel._histories[self.variant] = pd.DataFrame(state.rows)
+        self.panel._status(f"{self.variant}: epoch {state.epoch}, test accuracy {100 * state.rows[-1]['test_acc']:.1f} %")
+        self.panel._redraw()
+        return self.panel._stop.is_set()
+
+
+class ComparisonPanel:
+    """Choose variants, Run / Stop, watch live curves, read the result card with ratios.
+
+    `panel.run()` from code runs the chosen variants one after another in this thread and
+    returns the ResultCard; the Run button does the same in a background thread so Stop stays
+    responsive. Stop (or Ctrl-C) ends the running variant cleanly: finished rows are kept.
+    """
+
+    def __init__(self, variants: dict[str, Variant], *, baseline: str | None = None,
+                 target_acc: float | None = None, title: str = "comparison", selected: list[str] | None = None):
+        if not variants:
+            raise LabkitError("A comparison panel needs at least one variant.")
+        self.variants = dict(variants)
+        self.baseline = baseline or next(iter(self.variants))
+        if self.baseline not in self.variants:
+            raise LabkitError(f"baseline {self.baseline!r} is not one of the variants: {', '.join(self.variants)}.")
+        self.target_acc = target_acc
+        self.title = title
+        self.card = ResultCard(baseline=self.baseline, title=title)
+        self._histories: dict[str, pd.DataFrame] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+        chosen = selected or list(self.variants)
+        self.checkboxes = {name: widgets.Checkbox(value=name in chosen, description=name, indent=False,
+                                                  layout=widgets.Layout(width="auto"))
+                           for name in self.variants}
+        self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
+        self.stop_button = widgets.Button(description="Stop", button_style="warning", icon="stop", disabled=True)
+        self.progress = widgets.IntProgress(value=0, min=0, max=len(chosen), description="variants")
+        self.status = widgets.Label(value="ready: tick variants and press Run")
+        self.curves = widgets.Image(format="png", layout=widgets.Layout(max_width="900px"))
+        self.table = widgets.HTML()
+        self.log = widgets.Output()
+        self.run_button.on_click(lambda _: self._start_in_background())
+        self.stop_button.on_click(lambda _: self.stop())
+        self.widget = widgets.VBox([
+            widgets.HTML(f"<b>{title}</b> — baseline: <code>{self.baseline}</code>"
+                         + (f", target accuracy {100 * target_acc:.1f} %" if target_acc else "")),
+            widgets.HBox(list(self.checkboxes.values())),
+            widgets.HBox([self.run_button, self.stop_button, self.progress]),
+            self.status, self.curves, self.table, self.log,
+        ], layout=widgets.Layout(border="1px solid #ddd", padding="6px"))
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+
+    # --- running ---
+    def selected(self) -> list[str]:
+        return [name for name, box in self.checkboxes.items() if box.value]
+
+    def run(self, names: list[str] | None = None, *, echo: bool = True) -> ResultCard:
+        """Run the variants (the ticked ones by default) and return the card; prints its text summary."""
+        names = list(names) if names is not None else self.selected()
+        unknown = [n for n in names if n not in self.variants]
+        if unknown:
+            raise LabkitError(f"Unknown variant(s) {', '.join(unknown)}: choose from {', '.join(self.variants)}.")
+        if not names:
+            raise LabkitError("No variant is ticked: tick at least one, then press Run.")
+        if self.baseline not in names:
+            names.insert(0, self.baseline)  # ratios need the baseline measured in the same run
+        self._stop.clear()
+        self.card = ResultCard(baseline=self.baseline, title=self.title)
+        self._histories = {}
+        self.progress.max, self.progress.value = len(names), 0
+        self._set_running(True)
+        try:
+            for name in names:
+                if self._stop.is_set():
+                    break
+                self._status(f"running {name} …")
+                try:
+                    outcome = self.variants[name]([_PanelObserver(self, name)])
+                except KeyboardInterrupt:
+                    self._stop.set()
+                    break
+                if isinstance(outcome, FitResult):
+                    if outcome.target_acc is None:
+                        outcome.target_acc = self.target_acc  # time-to-target read from its history
+                    self._histories[name] = outcome.history
+                row = row_from_fit(name, outcome) if isinstance(outcome, FitResult) else {"variant": name, **outcome}
+                self.card.add(row)
+                self.progress.value += 1
+                self._show_card()
+                if row.get("interrupted"):
+                    break
+        finally:
+            self._set_running(False)
+        stopped = self._stop.is_set() or any(r.get("interrupted") for r in self.card.rows)
+        self._status(("stopped: finished rows kept" if stopped else "done") + f" ({len(self.card.rows)} of {len(names)} variants)")
+        self._redraw()
+        summary = self.card.to_text()
+        if echo:
+            print(summary)
+        return self.card
+
+    def stop(self) -> None:
+        """Ask the running variant to stop after its current batch."""
+        self._stop.set()
+        self._status("stopping after this batch …")
+
+    def wait(self, timeout: float | None = None) -> ResultCard:
+        """Wait for a run started by the Run button to finish; returns the card."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.card
+
+    def _start_in_background(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self.log.clear_output()
+
+        def work() -> None:
+            try:
+                summary = self.run(echo=False).to_text()
+                self.log.append_stdout(summary + "\n")
+            except Exception as error:  # shown to the learner in one line, never lost in a thread
+                self._set_running(False)
+                self.log.append_stderr(f"{type(error).__name__}: {error}\n")
+                self._status("failed: see the message below")
+
+        self._thread = threading.Thread(target=work, daemon=True)
+        self._thread.start()
+
+    # --- drawing ---
+    def _set_running(self, running: bool) -> None:
+        self.run_button.disabled = running
+        self.stop_button.disabled = not running
+        for box in self.checkboxes.values():
+            box.disabled = running
+
+    def _status(self, text: str) -> None:
+        self.status.value = text
+
+    def _redraw(self) -> None:
+        self.curves.value = figure_png(plot_curves(self._histories, self.target_acc))
+
+    def _show_card(self) -> None:
+        self.table.value = self.card._repr_html_() + f"<small>{RATIO_NOTE}</small>"
+
+
+def text_summary(title: str, values: dict[str, float | str]) -> str:
+    """One line 'title: key=value, …' that explorers print beside their plot."""
+    parts = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()]
+    return f"{title}: " + ", ".join(parts)
+
+
+def plot_roofline(points: list[dict], peak_gflops: float, bandwidth_gbs: float) -> Figure:
+    """Measured matmul GFLOP/s (from `bench.matmul_gflops`) against arithmetic intensity, under
+    the roofline min(peak, bandwidth × intensity), with the best measured rate dashed."""
+    fig = Figure(figsize=(6.5, 4), layout="constrained")
+    ax = fig.subplots()
+    intensities = [p["intensity"] for p in points]
+    lo, hi = min(intensities) / 2, max(intensities) * 2
+    grid = [lo * (hi / lo) ** (i / 200) for i in range(201)]
+    ax.plot(grid, [min(peak_gflops, bandwidth_gbs * i) for i in grid], color="black",
+            label=f"roofline: estimated peak {peak_gflops:.0f} GFLOP/s, bandwidth {bandwidth_gbs:.0f} GB/s")
+    best = max(p["gflops"] for p in points)
+    ax.axhline(best, color="tab:red", linestyle="--", linewidth=1, label=f"best measured {best:.0f} GFLOP/s")
+    ax.scatter(intensities, [p["gflops"] for p in points], color="tab:red", zorder=3, label="measured matmul")
+    for p in points:
+        ax.annotate(f"n={p['n']}", (p["intensity"], p["gflops"]), textcoords="offset points", xytext=(4, -10),
+                    fontsize=8)
+    ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (FLOP / byte)", ylabel="GFLOP/s",
+           title=f"Roofline of this {points[0]['device'].upper()} ({points[0]['dtype']})")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small", loc="lower right")
+    return fig

@@ -1,0 +1,64 @@
+import json
+import multiprocessing as mp
+
+import pytest
+
+from labkit import LabkitError, results
+
+
+def _card():
+    card = results.ResultCard(title="t")
+    card.add({"variant": "fp32", "accuracy": 0.80, "train_time_s": 4.0, "size_mb": 2.0})
+    card.add({"variant": "int8", "accuracy": 0.79, "train_time_s": 2.0, "size_mb": 0.5})
+    return card
+
+
+def test_ratios_against_the_first_row():
+    card = _card()
+    assert card.baseline == "fp32"
+    assert card.speedup("int8") == 2.0 and card.ratio("int8", "size_mb") == 0.25
+    assert card.delta_pt("int8") == pytest.approx(-1.0)
+    frame = card.with_ratios()
+    assert frame.loc["int8", "size_mb ×"] == 4.0 and frame.loc["int8", "accuracy Δpt"] == pytest.approx(-1.0)
+    assert "int8" in card.to_text() and "baseline: fp32" in card.to_text()
+
+
+def test_card_errors_name_what_is_there():
+    card = _card()
+    with pytest.raises(LabkitError, match="fp32, int8"):
+        card.value("bf16", "accuracy")
+    with pytest.raises(LabkitError, match="already has"):
+        card.add({"variant": "fp32"})
+    with pytest.raises(LabkitError, match="no 'latency_ms'"):
+        card.value("fp32", "latency_ms")
+
+
+def test_report_json_shape():
+    report = results.BenchReport("demo", "smoke", _card(), {"speedup": 2.0, "nan": float("nan")})
+    payload = json.loads(report.to_json())
+    assert set(payload) >= {"name", "mode", "machine", "rows", "headline"}
+    assert payload["headline"] == {"speedup": 2.0, "nan": None}
+    assert payload["machine"]["torch"]
+
+
+def _write_many(path, n):
+    report = results.BenchReport("demo", "smoke", _card(), {"speedup": 2.0})
+    for _ in range(n):
+        results.append(report, path)
+
+
+def test_results_file_stays_whole_with_two_writers(tmp_path):
+    path = tmp_path / "results.csv"
+    writers = [mp.get_context("spawn").Process(target=_write_many, args=(path, 25)) for _ in range(2)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join(60)
+    frame = results.read(path)
+    assert len(frame) == 2 * 25 * 2
+    assert set(frame["variant"]) == {"fp32", "int8"} and frame["host"].notna().all()
+
+
+def test_reading_a_missing_results_file(tmp_path):
+    with pytest.raises(LabkitError, match="labkit bench"):
+        results.read(tmp_path / "none.csv")
