@@ -1,5 +1,8 @@
 """Widgets: the live comparison panel, and small helpers the explorers share.
 
+Explorers (schedule, momentum, bit-width, temperature, sparsity, ...) live beside this file,
+one module per technique: `labkit.ui.<technique>`.
+
 Widgets are thin: they call the same functions the CLI and the tests call and draw what comes
 back. Every widget also prints a plain-text summary, so tests and static viewers see numbers.
 """
