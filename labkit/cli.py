@@ -1,4 +1,4 @@
-"""The `labkit` command: doctor, data build, lab, bench. Errors are one line and exit code 2."""
+"""The `labkit` command: doctor, data build, lab, bench, pretrain. Errors are one line and exit code 2."""
 
 from __future__ import annotations
 
@@ -53,6 +53,17 @@ def cmd_lab(args: argparse.Namespace) -> int:
     return subprocess.call(command, cwd=ROOT)
 
 
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    """Reproduce shipped weights: runs `labkit.techniques.<name>.pretrain()`, which writes them and prints the path."""
+    from labkit import techniques
+
+    module = techniques.load(args.name)
+    if not hasattr(module, "pretrain"):
+        raise LabkitError(f"labkit.techniques.{args.name} ships no pretrained weights (no pretrain()).")
+    module.pretrain()
+    return 0
+
+
 def _record(report, argv: list[str]) -> Path:
     """Save a report with its provenance into data/reference/ (results from hardware others may lack)."""
     REFERENCE_DIR.mkdir(parents=True, exist_ok=True)
@@ -99,6 +110,8 @@ def parser() -> argparse.ArgumentParser:
     lab = sub.add_parser("lab", help="open JupyterLab at the welcome notebook")
     lab.add_argument("--port", type=int, default=8888)
     lab.add_argument("--no-browser", action="store_true")
+    pretrain = sub.add_parser("pretrain", help="reproduce the pretrained weights shipped in data/pretrained/")
+    pretrain.add_argument("name", nargs="?", default="transfer", help="the technique whose weights to rebuild")
     bench_p = sub.add_parser("bench", help="run a technique's headline experiment")
     bench_p.add_argument("names", nargs="+", help="benchmark name(s), or 'all'")
     bench_p.add_argument("--mode", choices=("smoke", "full"), default=None)
@@ -117,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_data_build(args)
         if args.command == "lab":
             return cmd_lab(args)
+        if args.command == "pretrain":
+            return cmd_pretrain(args)
         return cmd_bench(args, argv)
     except LabkitError as error:
         print(f"labkit: {error}", file=sys.stderr)
