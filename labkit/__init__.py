@@ -12,11 +12,11 @@ __version__ = "0.1.0"
 
 def _show_labkit_errors_briefly() -> None:
     """In a notebook, print a LabkitError as one line instead of a deep traceback."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
+    import sys
+
+    if "IPython" not in sys.modules:  # not in a notebook or IPython shell: nothing to do (and no import cost)
         return
-    shell = get_ipython()
+    shell = sys.modules["IPython"].get_ipython()
     if shell is None:
         return
 

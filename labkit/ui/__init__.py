@@ -115,6 +115,10 @@ class ComparisonPanel:
             widgets.HBox([self.run_button, self.stop_button, self.progress]),
             self.status, self.curves, self.table, self.log,
         ], layout=widgets.Layout(border="1px solid #ddd", padding="6px"))
+        # stable handles for the browser test and for styling
+        self.widget.add_class("labkit-panel")
+        self.status.add_class("labkit-status")
+        self.table.add_class("labkit-card")
 
     def _ipython_display_(self) -> None:
         display(self.widget)
