@@ -125,7 +125,8 @@ class ResultCard:
 
     def _repr_html_(self) -> str:
         caption = f"<b>{self.title}</b> " if self.title else ""
-        return f"{caption}(baseline: {self.baseline})" + self.with_ratios().to_html(float_format=lambda v: f"{v:.4g}")
+        table = self.with_ratios().reset_index().to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="–")
+        return f"{caption}(baseline: {self.baseline})" + table
 
 
 @dataclass
