@@ -69,17 +69,20 @@ def expected_sums(sums_file: Path | None = None) -> dict[str, str]:
     return sums
 
 
-def verify(path: Path, sums_file: Path | None = None) -> None:
-    """Raise a one-line LabkitError when `path` is missing or its checksum is not the shipped one."""
+def verify(path: Path, sums_file: Path | None = None, hint: str = REBUILD_HINT) -> None:
+    """Raise a one-line LabkitError when `path` is missing or its checksum is not the shipped one.
+
+    `hint` says how to get the file back (e.g. "rebuild it with `labkit pretrain transfer`").
+    """
     path = Path(path)
     if not path.exists():
-        raise LabkitError(f"{path} is missing: {REBUILD_HINT}.")
+        raise LabkitError(f"{path} is missing: {hint}.")
     name = path.resolve().relative_to(DATA_DIR.resolve()).as_posix() if path.resolve().is_relative_to(DATA_DIR.resolve()) else path.name
     expected = expected_sums(sums_file).get(name)
     if expected is None:
-        raise LabkitError(f"{name} has no line in data/SHA256SUMS: {REBUILD_HINT}.")
+        raise LabkitError(f"{name} has no line in data/SHA256SUMS: {hint}.")
     if sha256(path) != expected:
-        raise LabkitError(f"{path} is corrupted (its SHA-256 does not match data/SHA256SUMS): {REBUILD_HINT}.")
+        raise LabkitError(f"{path} is corrupted (its SHA-256 does not match data/SHA256SUMS): {hint}.")
 
 
 def _read_subset(path: Path) -> dict[str, np.ndarray]:

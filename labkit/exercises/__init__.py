@@ -15,14 +15,21 @@ class Hint(AssertionError):
     """The answer is not right yet; the message says where to look."""
 
 
-def passed(exercise: str) -> str:
-    message = f"✓ {exercise}: passed"
+class Outcome(str):
+    """A check's message. It is printed once; as a cell's last value it shows nothing more."""
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+def passed(exercise: str) -> Outcome:
+    message = Outcome(f"✓ {exercise}: passed")
     print(message)
     return message
 
 
-def not_attempted(exercise: str, hint: str) -> str:
-    message = f"… {exercise}: not attempted yet. Hint: {hint}"
+def not_attempted(exercise: str, hint: str) -> Outcome:
+    message = Outcome(f"… {exercise}: not attempted yet. Hint: {hint}")
     print(message)
     return message
 

@@ -1,0 +1,132 @@
+"""The temperature explorer: the real teacher's output distributions, softened at T.
+
+Thin: it calls `labkit.techniques.distillation.soften` / `temperature_table` and draws what comes back.
+Every redraw also writes a plain-text summary (for tests and static viewers).
+"""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as widgets
+import torch
+from IPython.display import display
+from matplotlib.figure import Figure
+
+from labkit.errors import LabkitError
+from labkit.results import ResultCard
+from labkit.techniques import distillation as kd
+from labkit.ui import figure_png
+
+
+def plot_softened(images: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, classes: tuple[str, ...],
+                  temperature: float) -> Figure:
+    """One column per image: the image, then its class probabilities at T=1 (outline) and at T (bars)."""
+    rows = kd.temperature_table(logits, temperature)
+    k = len(images)
+    fig = Figure(figsize=(3.1 * k, 4.6), layout="constrained")
+    axes = fig.subplots(2, k, squeeze=False, gridspec_kw={"height_ratios": [1, 1.6]})
+    at_one = kd.soften(logits, 1.0)
+    for i in range(k):
+        ax_img, ax_bar = axes[0, i], axes[1, i]
+        ax_img.imshow(images[i, 0].cpu().numpy(), cmap="gray_r")
+        ax_img.set_title(f"true: {classes[int(labels[i])]}", fontsize=9)
+        ax_img.axis("off")
+        xs = range(len(classes))
+        ax_bar.bar(xs, rows[i]["probs"], color="tab:blue", label=f"T = {temperature:g}")
+        ax_bar.bar(xs, at_one[i].tolist(), fill=False, edgecolor="black", linewidth=0.8, label="T = 1")
+        ax_bar.set_xticks(list(xs), [c.split("/")[0] for c in classes], rotation=70, fontsize=7)
+        ax_bar.set_yscale("log")
+        ax_bar.set_ylim(1e-4, 1.5)  # log scale: the small probabilities are the teacher's "dark knowledge"
+        ax_bar.set_title(f"entropy {rows[i]['entropy_bits']:.2f} bits", fontsize=9)
+        ax_bar.grid(axis="y", alpha=0.3, which="major")
+    axes[1, 0].set_ylabel("probability (log scale)")
+    axes[1, 0].legend(fontsize=7, loc="upper right")
+    fig.suptitle(f"The teacher's outputs softened at T = {temperature:g} (max entropy for 10 classes: 3.32 bits)",
+                 fontsize=10)
+    return fig
+
+
+def plot_students(card: ResultCard) -> Figure:
+    """Left: student accuracy (mean ± std over seeds), scratch vs distilled, per setting, the teacher dashed.
+    Right: how many times cheaper the student is than the teacher (latency, size, parameters)."""
+    fig = Figure(figsize=(10.5, 3.9), layout="constrained")
+    ax_acc, ax_cost = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.4, 1]})
+    teacher = card.value("teacher", "accuracy")
+    settings = [v.split(" · ", 1)[1] for v in card.variants if v.startswith("student scratch · ")]
+    width = 0.38
+    for j, (name, color) in enumerate((("scratch", "tab:grey"), ("distilled", "tab:orange"))):
+        means = [100 * card.value(f"student {name} · {s}", "accuracy") for s in settings]
+        stds = [card.value(f"student {name} · {s}", "acc_std_pt") for s in settings]
+        xs = [i + (j - 0.5) * width for i in range(len(settings))]
+        ax_acc.bar(xs, means, width, yerr=stds, capsize=4, color=color, label=f"student, {name}")
+        for x, m, sd in zip(xs, means, stds):
+            ax_acc.annotate(f"{m:.1f}", (x, m + sd), textcoords="offset points", xytext=(0, 3), ha="center",
+                            fontsize=8)
+    ax_acc.axhline(100 * teacher, color="black", linestyle="--", linewidth=1, label=f"teacher {100 * teacher:.1f} %")
+    low = min(100 * card.value(f"student scratch · {s}", "accuracy") for s in settings)
+    ax_acc.set_ylim(max(0, low - 6), min(100, 100 * teacher + 5))
+    ax_acc.set_xticks(range(len(settings)), [s if "all" in s else f"{s}\n(the teacher labels the rest)"
+                                             for s in settings])
+    ax_acc.set(ylabel="test accuracy (%)", title="Scratch vs distilled student (mean ± std over seeds)")
+    ax_acc.legend(fontsize=8, loc="upper center", ncol=3)
+    ax_acc.grid(axis="y", alpha=0.3)
+
+    student = next(v for v in card.variants if v.startswith("student"))
+    costs = [(f"latency, batch {b}", c) for b, c in ((1, "latency_b1_ms"), (64, "latency_ms"))]
+    costs += [("size on disk", "size_mb"), ("parameters", "params")]
+    ratios = [card.value("teacher", c) / card.value(student, c) for _, c in costs]
+    threads = card.value("teacher", "latency_threads")
+    ys = range(len(costs))
+    ax_cost.barh(ys, ratios, color="tab:green")
+    for y, r in zip(ys, ratios):
+        ax_cost.annotate(f"{r:.1f}×", (r, y), textcoords="offset points", xytext=(3, -3), fontsize=9)
+    ax_cost.set_yticks(list(ys), [label for label, _ in costs])
+    ax_cost.invert_yaxis()
+    ax_cost.set_xscale("log")
+    ax_cost.set_xlim(1, max(ratios) * 3)  # bars start at 1×: no saving
+    ax_cost.set(xlabel="teacher ÷ student (log scale)",
+                title=f"How much cheaper the student is\n(CPU, {threads:.0f} thread{'s' if threads > 1 else ''})")
+    ax_cost.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def summary_text(logits: torch.Tensor, labels: torch.Tensor, classes: tuple[str, ...], temperature: float) -> str:
+    """One line per image: top two classes with their probabilities at T, and the entropy."""
+    lines = [f"T = {temperature:g}:"]
+    for row, label in zip(kd.temperature_table(logits, temperature), labels.tolist()):
+        (c1, p1), (c2, p2) = row["top2"]
+        lines.append(f"  true {classes[label]:<12} → {classes[c1]} {p1:.3f}, {classes[c2]} {p2:.3f}, "
+                     f"entropy {row['entropy_bits']:.2f} bits")
+    return "\n".join(lines)
+
+
+class TemperatureExplorer:
+    """A temperature slider over the teacher's logits for a few images; redraws the bars and the text."""
+
+    def __init__(self, images: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
+                 classes: tuple[str, ...], temperature: float = 2.0):
+        self.images, self.logits, self.labels, self.classes = images, logits.detach().cpu(), labels.cpu(), classes
+        self.slider = widgets.FloatSlider(value=temperature, min=0.0, max=10.0, step=0.25, description="T",
+                                          continuous_update=False, readout_format=".2f")
+        self.picture = widgets.Image(format="png", layout=widgets.Layout(max_width="1000px"))
+        self.text = widgets.HTML()
+        self.slider.observe(lambda change: self.update(change["new"]), names="value")
+        self.widget = widgets.VBox([self.slider, self.picture, self.text])
+        self.last_summary = ""
+        self.update(temperature)
+
+    def update(self, temperature: float) -> str:
+        """Redraw at T; a bad T gives a one-line message in the widget (never a traceback)."""
+        try:
+            summary = summary_text(self.logits, self.labels, self.classes, temperature)
+            self.picture.value = figure_png(plot_softened(self.images, self.logits, self.labels, self.classes,
+                                                          temperature))
+        except LabkitError as error:
+            summary = f"⚠ {error}"
+        self.last_summary = summary
+        self.text.value = f"<pre>{html.escape(summary)}</pre>"
+        return summary
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
