@@ -1,0 +1,164 @@
+"""Explorers for notebooks/06_ddp.ipynb: the communication explorer and the pipeline schedule plot.
+
+The explorer only collects settings, calls `labkit.techniques.ddp.measure_comm` (a real torchrun
+launch), and draws what comes back; every run also prints a one-line text summary.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import ipywidgets as widgets
+from IPython.display import display
+from matplotlib.figure import Figure
+
+from labkit.errors import LabkitError
+from labkit.techniques import ddp
+from labkit.ui import figure_png, text_summary
+
+
+def plot_scaling(report) -> Figure:
+    """Images/s of each variant on the DDP card, with the perfect-scaling line at 2 × one rank."""
+    card, head = report.card, report.headline
+    fig = Figure(figsize=(8, 3.4), layout="constrained")
+    ax = fig.subplots()
+    names = card.variants
+    values = [card.value(n, "images_per_s") for n in names]
+    colors = ["tab:blue", "tab:orange", "tab:gray", "tab:green"][:len(names)]
+    ax.barh(names[::-1], values[::-1], color=colors[::-1])
+    ax.axvline(2 * head["throughput_1"], color="black", linestyle="--", linewidth=1,
+               label="perfect scaling: 2 × one rank")
+    for y, v in enumerate(values[::-1]):
+        ax.annotate(f"{v:.0f}", (v, y), textcoords="offset points", xytext=(4, -3), fontsize=8)
+    ax.set(xlabel="training images / s (median of interleaved windows)",
+           title=f"Scaling efficiency {head['scaling_efficiency']:.2f}, communication {100 * head['comm_fraction']:.0f} % of a step")
+    ax.set_xlim(0, 1.15 * max(values + [2 * head["throughput_1"]]))
+    ax.legend(fontsize="small", loc="lower right")
+    ax.grid(alpha=0.3, axis="x")
+    return fig
+
+
+def plot_comm_runs(runs: list[dict]) -> Figure:
+    """Images/s with and without all-reduce for every explorer run so far, newest last."""
+    fig = Figure(figsize=(8, 3.4), layout="constrained")
+    ax = fig.subplots()
+    labels = [f"{r['ranks']} rank(s)\nbucket {r['bucket_cap_mb']:g} MB\naccum {r['accum']}" for r in runs]
+    xs = range(len(runs))
+    ax.bar([x - 0.2 for x in xs], [r["images_per_s"] for r in runs], width=0.4, label="with all-reduce")
+    ax.bar([x + 0.2 for x in xs], [r["images_per_s_no_comm"] for r in runs], width=0.4,
+           label="no_sync (no communication)", color="tab:gray")
+    for x, r in zip(xs, runs):
+        ax.annotate(f"comm {100 * r['comm_fraction']:.0f} %", (x, r["images_per_s_no_comm"]),
+                    textcoords="offset points", xytext=(0, 4), ha="center", fontsize=8)
+    ax.set_xticks(list(xs), labels, fontsize=8)
+    ax.set(ylabel="training images / s", title="Throughput with and without gradient all-reduce")
+    ax.set_ylim(0, 1.35 * max(r["images_per_s_no_comm"] for r in runs))
+    ax.legend(fontsize="small", loc="upper left", ncols=2)
+    ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+def plot_pipeline(rows: list[dict]) -> Figure:
+    """Measured idle share of the two pipeline ranks against GPipe's (S − 1)/(M + S − 1), and the step time."""
+    fig = Figure(figsize=(9, 3.2), layout="constrained")
+    ax_idle, ax_time = fig.subplots(1, 2)
+    m = [r["microbatches"] for r in rows]
+    ax_idle.plot(m, [100 * r["idle_rank0"] for r in rows], marker="o", label="rank 0 (first half) idle")
+    ax_idle.plot(m, [100 * r["idle_rank1"] for r in rows], marker="o", label="rank 1 (second half) idle")
+    ax_idle.plot(m, [100 * r["bubble_theory"] for r in rows], linestyle="--", color="black",
+                 label="bubble, equal stages: 1/(M+1)")
+    ax_idle.set(xscale="log", xlabel="micro-batches per step (M)", ylabel="idle share of the step (%)",
+                title="Idle share of each pipeline rank", ylim=(0, 100))
+    ax_time.plot(m, [r["step_ms"] for r in rows], marker="o", color="tab:green")
+    ax_time.set(xscale="log", xlabel="micro-batches per step (M)", ylabel="ms per training step",
+                title="Step time (same batch of images, 2 ranks)", ylim=(0, 1.15 * max(r["step_ms"] for r in rows)))
+    for ax in (ax_idle, ax_time):
+        ax.minorticks_off()  # only the measured M values as ticks
+        ax.set_xticks(m, [str(v) for v in m])
+        ax.grid(alpha=0.3)
+    ax_idle.legend(fontsize="small")
+    return fig
+
+
+class CommExplorer:
+    """Ranks, bucket size and gradient accumulation → a real torchrun launch → throughput and comm share."""
+
+    def __init__(self, cfg: ddp.DDPConfig | None = None):
+        self.cfg = cfg
+        self.runs: list[dict] = []
+        self._launch: ddp.Launch | None = None
+        self._thread: threading.Thread | None = None
+        self.ranks = widgets.BoundedIntText(value=2, min=-99, max=99, description="ranks",
+                                            layout=widgets.Layout(width="160px"))
+        self.bucket = widgets.Dropdown(options=[0.01, 0.1, 1.0, 25.0], value=25.0, description="bucket MB",
+                                       layout=widgets.Layout(width="200px"))
+        self.accum = widgets.BoundedIntText(value=1, min=-99, max=99, description="accum steps",
+                                            layout=widgets.Layout(width="190px"))
+        self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
+        self.stop_button = widgets.Button(description="Stop", button_style="warning", icon="stop", disabled=True)
+        self.message = widgets.Label(value=f"ready: this machine has {os.cpu_count()} CPU core(s); press Run")
+        self.plot = widgets.Image(format="png", layout=widgets.Layout(max_width="820px"))
+        self.log = widgets.Output(layout=widgets.Layout(max_height="160px", overflow="auto"))
+        self.run_button.on_click(lambda _: self._start_in_background())
+        self.stop_button.on_click(lambda _: self.stop())
+        self.widget = widgets.VBox([
+            widgets.HTML("<b>Communication explorer</b> — each Run is a real <code>torchrun</code> launch"),
+            widgets.HBox([self.ranks, self.bucket, self.accum, self.run_button, self.stop_button]),
+            self.message, self.plot, self.log,
+        ], layout=widgets.Layout(border="1px solid #ddd", padding="6px"))
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+
+    def run(self, ranks: int | None = None, bucket_cap_mb: float | None = None, accum: int | None = None,
+            *, echo: bool = True) -> dict | None:
+        """Measure one setting (the widget's by default); returns the row, or None with a message when
+        the setting is not valid or the launch failed."""
+        ranks = self.ranks.value if ranks is None else ranks
+        bucket_cap_mb = self.bucket.value if bucket_cap_mb is None else bucket_cap_mb
+        accum = self.accum.value if accum is None else accum
+        self._busy(True)
+        self.message.value = f"running {ranks} rank(s), bucket {bucket_cap_mb:g} MB, accum {accum} …"
+        try:
+            row = ddp.measure_comm(ranks, bucket_cap_mb=bucket_cap_mb, accum=accum, cfg=self.cfg,
+                                   on_line=self._log_line, on_start=self._remember)
+        except LabkitError as error:  # a bad value or a failed launch: one clear line, no traceback
+            self.message.value = f"⚠ {error}"
+            if echo:
+                print(f"⚠ {error}")
+            return None
+        finally:
+            self._busy(False)
+        self.runs.append(row)
+        self.plot.value = figure_png(plot_comm_runs(self.runs))
+        summary = text_summary("DDP step", {k: row[k] for k in ("ranks", "bucket_cap_mb", "accum", "images_per_s",
+                                                                "images_per_s_no_comm", "comm_fraction")})
+        self.message.value = summary
+        if echo:
+            print(summary)
+        return row
+
+    def stop(self) -> None:
+        """End the running launch: every rank stops."""
+        if self._launch is not None:
+            self._launch.stop()
+
+    def _log_line(self, line: str) -> None:
+        self.log.append_stdout(line + "\n")
+
+    def _remember(self, running: ddp.Launch) -> None:
+        self._launch = running
+
+    def _busy(self, busy: bool) -> None:
+        self.run_button.disabled = busy
+        self.stop_button.disabled = not busy
+
+    def _start_in_background(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self.log.clear_output()
+        self._thread = threading.Thread(target=lambda: self.run(echo=False), daemon=True)
+        self._thread.start()
+
+
