@@ -93,7 +93,9 @@ def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int
     """Mean cross-entropy loss and accuracy of `model` on (X, y), in eval mode."""
     if len(X) != len(y):
         raise LabkitError(f"X has {len(X)} examples but y has {len(y)}: they must match.")
-    device = device or next(model.parameters()).device
+    if device is None:  # the model's own device; CPU for models without parameters (e.g. quantized ones)
+        first = next(model.parameters(), None)
+        device = first.device if first is not None else torch.device("cpu")
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=device)

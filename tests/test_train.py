@@ -84,3 +84,9 @@ def test_bad_arguments_say_what_to_do(tiny_splits, kwargs, message):
 def test_wrong_shapes_are_reported(tiny_splits):
     with pytest.raises(LabkitError, match="must match"):
         train.evaluate(_model(), tiny_splits.X_test, tiny_splits.y_test[:10])
+
+
+def test_evaluate_a_model_without_parameters(tiny_splits):
+    loss, acc = train.evaluate(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Identity()), tiny_splits.X_test[:, :, :1, :4],
+                               tiny_splits.y_test)
+    assert 0 <= acc <= 1 and loss > 0

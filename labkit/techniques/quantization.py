@@ -1,0 +1,309 @@
+"""Quantization: store and compute with fewer bits (fp32 → bf16 → int8 → int4).
+
+What it does (notebook 08):
+- the affine mapping by hand: scale and zero point, per tensor or per output channel,
+  `quantize` / `dequantize` / `fake_quantize`, and the error they make at b bits;
+- post-training quantization with torchao (the current library; `torch.ao.quantization` is
+  deprecated): dynamic int8 (`Int8DynamicActivationInt8WeightConfig`), and static int8
+  (`Int8StaticActivationInt8WeightConfig`) whose activation scales come from a calibration pass;
+- quantization-aware training with torchao's `QATConfig` at 4-bit weights, against 4-bit PTQ;
+- bf16 weight storage as the simple baseline.
+
+Headline (`labkit bench quantization`), on a Linear-heavy MLP (784-1024-1024-10; 512 wide in smoke
+mode), one run:
+- int8_speedup: fp32 eager / torchao dynamic int8 (torch.compile'd) latency at batch 64,
+  cfg.threads threads, medians after warm-up (compile time is reported apart, not in the latency);
+  the deprecated eager `torch.ao.quantization.quantize_dynamic` (fbgemm) is measured beside it;
+- size_ratio: fp32 / int8 state_dict bytes on disk;
+- accuracy_drop_pt: fp32 minus dynamic int8 test accuracy, in points.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from labkit import bench, data, env, models, train
+from labkit.errors import LabkitError
+from labkit.results import BenchReport, ResultCard
+
+
+@dataclass
+class QuantConfig:
+    width: int = 1024             # MLP hidden width: Linear-heavy, where int8 matmuls pay off
+    depth: int = 2                # MLP hidden layers
+    epochs: int = 4               # fp32 training epochs
+    lr: float = 0.01              # SGD + momentum 0.9
+    calib_batches: int = 8        # static PTQ: batches of 64 training images used for calibration
+    qat_bits: int = 2             # weight bits for PTQ vs QAT (at 8 and 4 bits PTQ loses little here)
+    qat_epochs: int = 1           # QAT fine-tuning epochs, starting from the fp32 model
+    qat_lr: float = 0.002         # QAT fine-tuning learning rate
+    threads: int = 2              # CPU threads for every latency measurement
+    min_run_time: float = 0.5     # seconds of timing per latency measurement
+    time_static: bool = True      # also compile and time static int8 (two more compilations)
+    seed: int = 0
+
+
+def config_for(run_mode: str) -> QuantConfig:
+    return env.pick(smoke=QuantConfig(width=512, epochs=2, calib_batches=4, min_run_time=0.1, time_static=False),
+                    full=QuantConfig(), run_mode=run_mode)
+
+
+# ---------------------------------------------------------------- the technique: the affine mapping
+def check_bits(bits: int) -> None:
+    if not isinstance(bits, int) or not 1 <= bits <= 16:
+        raise LabkitError(f"bits={bits!r} must be a whole number from 1 to 16 (8 for int8, 4 for int4).")
+
+
+def qrange(bits: int, symmetric: bool) -> tuple[int, int]:
+    """The integer range: [-(2^(b-1) - 1), 2^(b-1) - 1] symmetric, [0, 2^b - 1] asymmetric (unsigned)."""
+    check_bits(bits)
+    if symmetric:
+        top = max(2 ** (bits - 1) - 1, 1)  # 1 bit symmetric: the levels -1, 0, 1 (really 1.6 bits)
+        return -top, top
+    return 0, 2 ** bits - 1
+
+
+def scale_zero_point(x: torch.Tensor, bits: int, *, per_channel: bool = False,
+                     symmetric: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale and zero point so that [min, max] of x (of each row with per_channel) maps onto the integer range."""
+    q_min, q_max = qrange(bits, symmetric)
+    dims = tuple(range(1, x.dim())) if per_channel else tuple(range(x.dim()))
+    lo = x.amin(dim=dims, keepdim=per_channel).clamp(max=0)   # the range must contain 0: zero stays exact
+    hi = x.amax(dim=dims, keepdim=per_channel).clamp(min=0)
+    if symmetric:
+        scale = torch.maximum(hi, -lo) / q_max
+        zero_point = torch.zeros_like(scale)
+    else:
+        scale = (hi - lo) / (q_max - q_min)
+        zero_point = torch.round(q_min - lo / scale.clamp(min=1e-12))
+    return scale.clamp(min=1e-12), zero_point
+
+
+def quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, bits: int,
+             symmetric: bool = False) -> torch.Tensor:
+    """q = clamp(round(x / scale) + zero_point) — integers (kept in an int32 tensor)."""
+    q_min, q_max = qrange(bits, symmetric)
+    return torch.clamp(torch.round(x / scale) + zero_point, q_min, q_max).to(torch.int32)
+
+
+def dequantize(q: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor) -> torch.Tensor:
+    """x ≈ (q - zero_point) · scale."""
+    return (q.float() - zero_point) * scale
+
+
+def fake_quantize(x: torch.Tensor, bits: int, *, per_channel: bool = False, symmetric: bool = False) -> torch.Tensor:
+    """x rounded to the b-bit grid and back to float: what a quantized model computes with."""
+    scale, zero_point = scale_zero_point(x, bits, per_channel=per_channel, symmetric=symmetric)
+    return dequantize(quantize(x, scale, zero_point, bits, symmetric), scale, zero_point)
+
+
+def quant_error(x: torch.Tensor, bits: int, *, per_channel: bool = False, symmetric: bool = False) -> dict:
+    """Mean absolute error and signal-to-quantization-noise ratio (dB) of fake-quantizing x."""
+    err = fake_quantize(x, bits, per_channel=per_channel, symmetric=symmetric) - x
+    sqnr = 10 * torch.log10(x.pow(2).mean() / err.pow(2).mean().clamp(min=1e-20))
+    return {"bits": bits, "levels": 2 ** bits, "mean_abs_error": float(err.abs().mean()),
+            "max_abs_error": float(err.abs().max()), "sqnr_db": float(sqnr)}
+
+
+# ---------------------------------------------------------------- models: fp32, bf16, int8 (torchao)
+def train_fp32(splits: data.Splits, cfg: QuantConfig, progress: bool = False) -> nn.Module:
+    env.seed_everything(cfg.seed)
+    model = models.MLP(width=cfg.width, depth=cfg.depth)
+    train.fit(model, splits, epochs=cfg.epochs, lr=cfg.lr, device="cpu", seed=cfg.seed, progress=progress)
+    return model.eval()
+
+
+def half_weights(model: nn.Module, dtype: torch.dtype = torch.bfloat16) -> nn.Module:
+    """A copy stored (and computed) in bf16 or fp16: half the bytes, no calibration, no kernels needed."""
+    return copy.deepcopy(model).to(dtype).eval()
+
+
+def int8_dynamic(model: nn.Module) -> nn.Module:
+    """torchao: int8 weights (per channel); activations quantized per row at run time (no calibration)."""
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+    q = copy.deepcopy(model).eval()
+    quantize_(q, Int8DynamicActivationInt8WeightConfig())
+    check_int8(q)
+    return q
+
+
+def int8_dynamic_legacy(model: nn.Module) -> tuple[nn.Module, list[str]]:
+    """The older eager path, `torch.ao.quantization.quantize_dynamic` (DEPRECATED, fbgemm int8 kernels):
+    shown for comparison only. Its deprecation warnings are recorded and returned, not hidden."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        q = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
+        q(torch.zeros(1, 1, 28, 28))  # the first call emits the remaining warnings
+    messages = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0][:110]}" for w in caught})
+    return q, messages
+
+
+def calibrate(model: nn.Module, X: torch.Tensor, batches: int, batch_size: int = 64) -> dict[str, float]:
+    """Static PTQ's calibration: run a few batches and record each Linear input's largest |value|."""
+    amax: dict[str, float] = {}
+    hooks = []
+    for name, layer in model.named_modules():
+        if isinstance(layer, nn.Linear):
+            def record(mod, inputs, name=name):
+                amax[name] = max(amax.get(name, 0.0), float(inputs[0].abs().max()))
+            hooks.append(layer.register_forward_pre_hook(record))
+    with torch.no_grad():
+        for i in range(batches):
+            model(X[i * batch_size:(i + 1) * batch_size])
+    for h in hooks:
+        h.remove()
+    return amax
+
+
+def int8_static(model: nn.Module, amax: dict[str, float]) -> nn.Module:
+    """torchao: int8 weights AND a fixed, calibrated int8 scale per layer for its input activations."""
+    from torchao.quantization import Int8StaticActivationInt8WeightConfig, quantize_
+    from torchao.quantization.granularity import PerTensor
+
+    q = copy.deepcopy(model).eval()
+    for name, top in amax.items():
+        scale = torch.tensor([[max(top, 1e-8) / 127]])  # symmetric: |x| ≤ amax maps onto [-127, 127]
+        config = Int8StaticActivationInt8WeightConfig(act_quant_scale=scale, granularity=PerTensor())
+        quantize_(q, config, filter_fn=lambda mod, fqn, name=name: fqn == name)
+    check_int8(q)
+    return q
+
+
+def check_int8(model: nn.Module) -> None:
+    """Raise unless every Linear's weight is really stored as int8."""
+    for name, layer in model.named_modules():
+        if isinstance(layer, nn.Linear):
+            qdata = getattr(layer.weight, "qdata", None)
+            if qdata is None or qdata.dtype != torch.int8:
+                raise LabkitError(f"layer {name!r} still has {layer.weight.dtype} weights: quantization did not take effect.")
+
+
+def qat_prepare(model: nn.Module, bits: int) -> nn.Module:
+    """torchao QAT 'prepare': Linears fake-quantize weights to `bits` (per channel) and activations to int8."""
+    from torchao.quantization import quantize_
+    from torchao.quantization.qat import IntxFakeQuantizeConfig, QATConfig
+
+    check_bits(bits)
+    if bits > 8:
+        raise LabkitError(f"bits={bits} is more than torchao's fake quantizer supports here: use 1 to 8.")
+    q = copy.deepcopy(model)
+    weight = IntxFakeQuantizeConfig(getattr(torch, f"int{bits}"), "per_channel")
+    act = IntxFakeQuantizeConfig(torch.int8, "per_token", is_symmetric=False)
+    quantize_(q, QATConfig(activation_config=act, weight_config=weight, step="prepare"))
+    return q
+
+
+def ptq_vs_qat(model: nn.Module, splits: data.Splits, cfg: QuantConfig, progress: bool = False) -> dict:
+    """Accuracy at cfg.qat_bits-bit weights, both after the same extra fine-tuning epochs:
+    fine-tuned in fp32 then quantized (PTQ), or fine-tuned with fake quantization in the loop (QAT)."""
+    tuned = copy.deepcopy(model)
+    plain = train.fit(tuned, splits, epochs=cfg.qat_epochs, lr=cfg.qat_lr, device="cpu", seed=cfg.seed + 1,
+                      progress=progress)
+    ptq = qat_prepare(tuned, cfg.qat_bits).eval()  # fake quantization, no training: what PTQ computes
+    qat = qat_prepare(model, cfg.qat_bits)
+    fit = train.fit(qat, splits, epochs=cfg.qat_epochs, lr=cfg.qat_lr, device="cpu", seed=cfg.seed + 1,
+                    progress=progress)
+    return {"fp32": accuracy(tuned, splits), "PTQ": accuracy(ptq, splits), "QAT": accuracy(qat.eval(), splits),
+            "fp32_train_time_s": plain.train_time_s, "qat_train_time_s": fit.train_time_s, "qat_model": qat}
+
+
+def accuracy(model: nn.Module, splits: data.Splits) -> float:
+    first = next(model.parameters(), None)  # torch.ao's quantized modules keep packed weights, no parameters
+    X = splits.X_test.to(first.dtype) if first is not None and first.dtype in (torch.float16, torch.bfloat16) else splits.X_test
+    return train.evaluate(model, X, splits.y_test, device=torch.device("cpu"))[1]
+
+
+# ---------------------------------------------------------------- measurements
+def latency_ms(model: nn.Module, batch: int, cfg: QuantConfig, dtype: torch.dtype = torch.float32) -> float:
+    """Median forward latency (ms) at `batch` with cfg.threads threads, after warm-up (compilation included there)."""
+    x = torch.randn(batch, 1, 28, 28, dtype=dtype)
+    with torch.no_grad():
+        return bench.time_fn(lambda: model(x), num_threads=cfg.threads, min_run_time=cfg.min_run_time).median_ms
+
+
+def compiled_latencies(model: nn.Module, cfg: QuantConfig) -> dict:
+    """torch.compile the model, then time batch 64 and batch 1; the compile seconds are returned apart."""
+    compiled = torch.compile(model)
+    out = {}
+    for batch, key in ((64, "latency_ms"), (1, "latency_b1_ms")):
+        x = torch.randn(batch, 1, 28, 28)
+        start = time.perf_counter()
+        with torch.no_grad():
+            compiled(x)  # first call of a new shape: compiles
+        out[f"compile_b{batch}_s"] = time.perf_counter() - start
+        out[key] = latency_ms(compiled, batch, cfg)
+    out["compile_s"] = out.pop("compile_b64_s") + out.pop("compile_b1_s")
+    return out
+
+
+def train_step_ms(model: nn.Module, cfg: QuantConfig, batch: int = 128) -> float:
+    """Median time (ms) of one SGD training step at `batch`: for the claim 'quantization speeds up training'."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    x, y = torch.randn(batch, 1, 28, 28, generator=g), torch.randint(0, 10, (batch,), generator=g)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-5, momentum=0.9)
+    model.train()
+
+    def step() -> None:
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return bench.time_fn(step, num_threads=cfg.threads, min_run_time=cfg.min_run_time).median_ms
+
+
+def compare(splits: data.Splits, cfg: QuantConfig, fp32: nn.Module | None = None,
+            progress: bool = False) -> tuple[ResultCard, dict]:
+    """fp32, bf16 weights, dynamic int8 and static int8 side by side: accuracy, size, latency, parameters."""
+    fp32 = fp32 if fp32 is not None else train_fp32(splits, cfg, progress)
+    params = models.count_params(fp32)
+    card = ResultCard(title=f"Quantizing a {cfg.width}-wide MLP", baseline="fp32")
+    card.add({"variant": "fp32", "accuracy": accuracy(fp32, splits), "latency_ms": latency_ms(fp32, 64, cfg),
+              "latency_b1_ms": latency_ms(fp32, 1, cfg), "size_mb": bench.model_size_mb(fp32), "params": params})
+    bf16 = half_weights(fp32)
+    card.add({"variant": "bf16 weights", "accuracy": accuracy(bf16, splits),
+              "latency_ms": latency_ms(bf16, 64, cfg, torch.bfloat16),
+              "latency_b1_ms": latency_ms(bf16, 1, cfg, torch.bfloat16), "size_mb": bench.model_size_mb(bf16),
+              "params": params})
+    dyn = int8_dynamic(fp32)
+    dyn_times = compiled_latencies(dyn, cfg)
+    card.add({"variant": "int8 dynamic", "accuracy": accuracy(dyn, splits), "size_mb": bench.model_size_mb(dyn),
+              "params": params, **dyn_times})
+    amax = calibrate(fp32, splits.X_train, cfg.calib_batches)
+    static = int8_static(fp32, amax)
+    static_row = {"variant": "int8 static", "accuracy": accuracy(static, splits),
+                  "size_mb": bench.model_size_mb(static), "params": params}
+    if cfg.time_static:
+        static_row.update(compiled_latencies(static, cfg))
+    card.add(static_row)
+    legacy, legacy_warnings = int8_dynamic_legacy(fp32)
+    card.add({"variant": "int8 dynamic, torch.ao eager (deprecated)", "accuracy": accuracy(legacy, splits),
+              "latency_ms": latency_ms(legacy, 64, cfg), "latency_b1_ms": latency_ms(legacy, 1, cfg),
+              "size_mb": bench.model_size_mb(legacy), "params": params})
+    return card, {"fp32": fp32, "int8_dynamic": dyn, "int8_static": static, "calibration_amax": amax,
+                  "legacy_warnings": legacy_warnings}
+
+
+def bench_report(card: ResultCard, cfg: QuantConfig, run_mode: str) -> BenchReport:
+    """The report `labkit bench quantization` prints, from a card made by `compare`."""
+    return BenchReport(
+        name="quantization", mode=run_mode, card=card, config=asdict(cfg),
+        headline={"int8_speedup": card.speedup("int8 dynamic", "latency_ms"),
+                  "size_ratio": card.speedup("int8 dynamic", "size_mb"),
+                  "accuracy_drop_pt": -card.delta_pt("int8 dynamic")},
+    )
+
+
+def headline(mode: str | None = None) -> BenchReport:
+    """Train the MLP, quantize it, and return the report `labkit bench quantization` prints."""
+    run_mode = env.check_mode(mode)
+    cfg = config_for(run_mode)
+    splits = data.load_for_mode(run_mode)
+    card, _ = compare(splits, cfg)
+    return bench_report(card, cfg, run_mode)

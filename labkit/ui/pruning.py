@@ -1,0 +1,87 @@
+"""The sparsity explorer (notebook 07): a slider redraws the sparsity–accuracy curve at the chosen sparsity."""
+
+from __future__ import annotations
+
+import copy
+
+import ipywidgets as widgets
+import pandas as pd
+from matplotlib.figure import Figure
+from torch import nn
+
+from labkit.data import Splits
+from labkit.errors import LabkitError
+from labkit.techniques import pruning
+from labkit.ui import figure_png, text_summary
+
+
+def plot_sparsity_curve(curve: pd.DataFrame, marks: dict[str, tuple[float, float]] | None = None,
+                        baseline_acc: float | None = None) -> Figure:
+    """Test accuracy against sparsity (layer-wise and global, no fine-tuning), with optional marked points."""
+    fig = Figure(figsize=(6.5, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for column, style in (("layer-wise", "o-"), ("global", "s-")):
+        ax.plot(100 * curve["sparsity"], 100 * curve[column], style, label=f"{column} (no fine-tuning)")
+    if baseline_acc is not None:
+        ax.axhline(100 * baseline_acc, color="grey", linestyle="--", linewidth=1, label="dense")
+    for label, (s, acc) in (marks or {}).items():
+        ax.plot([100 * s], [100 * acc], "*", markersize=14, label=label)
+    ax.set(xlabel="sparsity (% of weights set to zero)", ylabel="test accuracy (%)",
+           title="Accuracy after magnitude pruning", ylim=(0, 100))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="lower left")
+    return fig
+
+
+def plot_sensitivity(scan: pd.DataFrame) -> Figure:
+    """One line per layer: accuracy when only that layer is pruned to each amount."""
+    fig = Figure(figsize=(6.5, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for name, row in scan.iterrows():
+        ax.plot([100 * a for a in scan.columns], [100 * v for v in row.values], "o-", label=name)
+    ax.set(xlabel="sparsity of this one layer (%)", ylabel="test accuracy (%)",
+           title="Per-layer sensitivity (others kept dense)")
+    ax.grid(alpha=0.3)
+    ax.legend(title="pruned layer", fontsize="small")
+    return fig
+
+
+class SparsityExplorer:
+    """Slide the sparsity: the model is pruned (layer-wise and global) and the curve redrawn with both points."""
+
+    def __init__(self, model: nn.Module, splits: Splits, curve: pd.DataFrame, sparsity: float = 0.8):
+        self.model, self.splits, self.curve = model, splits, curve
+        self.dense_acc = pruning.accuracy(model, splits)
+        self.slider = widgets.FloatSlider(value=sparsity, min=0.0, max=0.99, step=0.01, description="sparsity",
+                                          continuous_update=False, readout_format=".2f")
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="700px"))
+        self.text = widgets.Label()
+        self.slider.observe(lambda _: self.update(), names="value")
+        self.widget = widgets.VBox([self.slider, self.image, self.text])
+        self.update()
+
+    def measure(self, sparsity: float) -> dict[str, float]:
+        """Accuracy of layer-wise and global pruning at `sparsity` (no fine-tuning)."""
+        pruning.check_sparsity(sparsity)
+        return {"layer-wise": pruning.accuracy(pruning.prune_layerwise(copy.deepcopy(self.model), sparsity), self.splits),
+                "global": pruning.accuracy(pruning.prune_global(copy.deepcopy(self.model), sparsity), self.splits)}
+
+    def update(self, sparsity: float | None = None) -> str:
+        sparsity = self.slider.value if sparsity is None else sparsity
+        try:
+            accs = self.measure(sparsity)
+        except LabkitError as error:
+            self.text.value = f"⚠ {error}"
+            return self.text.value
+        marks = {f"{k} at {100 * sparsity:.0f} %": (sparsity, v) for k, v in accs.items()}
+        self.image.value = figure_png(plot_sparsity_curve(self.curve, marks, self.dense_acc))
+        self.text.value = text_summary(f"sparsity {100 * sparsity:.0f} %",
+                                       {"dense_acc": self.dense_acc, "layerwise_acc": accs["layer-wise"],
+                                        "global_acc": accs["global"]})
+        return self.text.value
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+        print(self.text.value)

@@ -1,0 +1,80 @@
+"""The bit-width explorer (notebook 08): the quantization grid and the error histogram at b bits."""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import torch
+from matplotlib.figure import Figure
+
+from labkit.errors import LabkitError
+from labkit.techniques import quantization as quant
+from labkit.ui import figure_png, text_summary
+
+
+def plot_bits(x: torch.Tensor, bits: int, per_channel: bool = False) -> tuple[Figure, dict]:
+    """Left: the values and the b-bit grid they are rounded to; right: the rounding error. Returns (figure, numbers)."""
+    numbers = quant.quant_error(x, bits, per_channel=per_channel)
+    xq = quant.fake_quantize(x, bits, per_channel=per_channel)
+    scale, zero_point = quant.scale_zero_point(x, bits, per_channel=per_channel)
+    fig = Figure(figsize=(9, 3.2), layout="constrained")
+    ax_grid, ax_err = fig.subplots(1, 2)
+    values = x.flatten().numpy()
+    ax_grid.hist(values, bins=120, color="tab:blue", alpha=0.6, label="fp32 weights")
+    if not per_channel:
+        q_min, q_max = quant.qrange(bits, symmetric=False)
+        levels = (torch.arange(q_min, q_max + 1).float() - zero_point) * scale
+        if len(levels) <= 64:
+            for level in levels:
+                ax_grid.axvline(float(level), color="tab:red", linewidth=0.8, alpha=0.7)
+        ax_grid.plot([], [], color="tab:red", label=f"{len(levels)} grid levels")
+    else:
+        ax_grid.plot([], [], " ", label=f"one {2 ** bits}-level grid per row (not drawn)")
+    ax_grid.set(xlabel="weight value", ylabel="count", yscale="log",
+                title=f"{bits}-bit grid ({'per channel' if per_channel else 'per tensor'})")
+    ax_grid.legend(fontsize="small")
+    ax_err.hist((xq - x).flatten().numpy(), bins=80, color="tab:orange")
+    ax_err.set(xlabel="quantized − original", ylabel="count",
+               title=f"error: mean |e| {numbers['mean_abs_error']:.2e}, SQNR {numbers['sqnr_db']:.1f} dB")
+    for ax in (ax_grid, ax_err):
+        ax.grid(alpha=0.3)
+    return fig, numbers
+
+
+def summary(numbers: dict, per_channel: bool) -> str:
+    return text_summary(f"{numbers['bits']}-bit {'per-channel' if per_channel else 'per-tensor'}",
+                        {"levels": numbers["levels"], "mean_abs_error": numbers["mean_abs_error"],
+                         "sqnr_db": numbers["sqnr_db"]})
+
+
+class BitWidthExplorer:
+    """A bits slider and a per-channel switch over one weight tensor; redraws the grid and the error."""
+
+    def __init__(self, weight: torch.Tensor, bits: int = 8):
+        self.weight = weight.detach().float().cpu()
+        self.bits = widgets.IntSlider(value=bits, min=1, max=8, description="bits", continuous_update=False)
+        self.per_channel = widgets.Checkbox(value=False, description="per channel", indent=False)
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="900px"))
+        self.text = widgets.Label()
+        self.bits.observe(lambda _: self.update(), names="value")
+        self.per_channel.observe(lambda _: self.update(), names="value")
+        self.widget = widgets.VBox([widgets.HBox([self.bits, self.per_channel]), self.image, self.text])
+        self.update()
+
+    def update(self, bits: int | None = None, per_channel: bool | None = None) -> str:
+        """Redraw for `bits` (the slider's value by default); returns and shows the text summary."""
+        bits = self.bits.value if bits is None else bits
+        per_channel = self.per_channel.value if per_channel is None else per_channel
+        try:
+            fig, numbers = plot_bits(self.weight, bits, per_channel)
+        except LabkitError as error:
+            self.text.value = f"⚠ {error}"
+            return self.text.value
+        self.image.value = figure_png(fig)
+        self.text.value = summary(numbers, per_channel)
+        return self.text.value
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+        print(self.text.value)

@@ -1,0 +1,137 @@
+import copy
+
+import pytest
+import torch
+
+from labkit import LabkitError, models, train
+from labkit.exercises import Hint
+from labkit.exercises import quantization as check
+from labkit.techniques import quantization as quant
+
+TINY = quant.QuantConfig(width=64, depth=1, epochs=2, calib_batches=2, qat_bits=2, qat_epochs=1,
+                         min_run_time=0.05, time_static=False)
+
+
+@pytest.fixture
+def trained(tiny_splits):
+    torch.manual_seed(0)
+    model = models.MLP(width=64)
+    train.fit(model, tiny_splits, epochs=2, lr=0.05, batch_size=64, device="cpu", progress=False)
+    return model.eval()
+
+
+def test_affine_mapping_by_hand():
+    x = torch.tensor([-1.0, 0.0, 3.0])
+    scale, zero_point = quant.scale_zero_point(x, 8)
+    assert float(scale) == pytest.approx(4 / 255) and float(zero_point) == 64
+    q = quant.quantize(x, scale, zero_point, 8)
+    assert q.tolist() == [0, 64, 255]
+    assert torch.allclose(quant.dequantize(q, scale, zero_point), x, atol=float(scale) / 2)
+
+
+def test_error_shrinks_with_bits_and_per_channel_helps():
+    torch.manual_seed(0)
+    w = torch.randn(32, 64) * torch.logspace(-2, 0, 32)[:, None]   # rows of very different size
+    sqnr = {b: quant.quant_error(w, b)["sqnr_db"] for b in (2, 4, 8)}
+    assert sqnr[8] > sqnr[4] > sqnr[2]
+    assert quant.quant_error(w, 4, per_channel=True)["sqnr_db"] > sqnr[4] + 3
+    sym = quant.fake_quantize(w, 8, symmetric=True)
+    assert (sym - w).abs().max() <= w.abs().max() / 127 / 2 + 1e-6
+
+
+@pytest.mark.parametrize("bits", [0, -1, 2.5, 17])
+def test_bad_bits_say_what_to_do(bits):
+    with pytest.raises(LabkitError, match="bits"):
+        quant.fake_quantize(torch.randn(4), bits)
+
+
+def test_torchao_int8_is_really_int8_and_close(trained, tiny_splits):
+    q = quant.int8_dynamic(trained)
+    quant.check_int8(q)
+    x = tiny_splits.X_test[:16]
+    with torch.no_grad():
+        torch.testing.assert_close(q(x), trained(x), atol=0.1, rtol=0.05)
+    assert quant.accuracy(q, tiny_splits) == pytest.approx(quant.accuracy(trained, tiny_splits), abs=0.05)
+    with pytest.raises(LabkitError, match="did not take effect"):
+        quant.check_int8(trained)
+
+
+def test_static_int8_uses_the_calibrated_ranges(trained, tiny_splits):
+    amax = quant.calibrate(trained, tiny_splits.X_train, batches=2)
+    assert set(amax) == {"net.1", "net.3"} and all(v > 0 for v in amax.values())
+    assert amax["net.1"] == pytest.approx(float(tiny_splits.X_train[:128].abs().max()))
+    static = quant.int8_static(trained, amax)
+    quant.check_int8(static)
+    assert quant.accuracy(static, tiny_splits) > 0.5
+
+
+def test_half_weights_halve_the_size(trained):
+    from labkit import bench
+    half = quant.half_weights(trained)
+    assert next(half.parameters()).dtype == torch.bfloat16
+    assert bench.model_size_mb(trained) / bench.model_size_mb(half) > 1.8
+
+
+def test_qat_prepare_fake_quantizes_and_refuses_bad_bits(trained):
+    fq = quant.qat_prepare(trained, 2)
+    x = torch.randn(8, 1, 28, 28)
+    with torch.no_grad():
+        assert not torch.allclose(fq(x), trained(x))
+    with pytest.raises(LabkitError, match="bits"):
+        quant.qat_prepare(trained, 0)
+    with pytest.raises(LabkitError, match="1 to 8"):
+        quant.qat_prepare(trained, 12)
+
+
+def test_ptq_vs_qat_reports_both(trained, tiny_splits):
+    out = quant.ptq_vs_qat(trained, tiny_splits, TINY)
+    assert {"fp32", "PTQ", "QAT", "qat_train_time_s", "fp32_train_time_s"} <= set(out)
+    assert all(0 <= out[k] <= 1 for k in ("fp32", "PTQ", "QAT"))
+
+
+def test_legacy_path_returns_its_warnings(trained):
+    legacy, messages = quant.int8_dynamic_legacy(trained)
+    assert any("deprecated" in m for m in messages)
+
+
+def test_headline_keys_on_tiny_data(tiny_splits, monkeypatch):
+    # headline("smoke") compiles two int8 graphs (≈ 10 s) and trains on 2,000 images; same path, tiny data
+    monkeypatch.setattr(quant, "config_for", lambda mode: TINY)
+    monkeypatch.setattr(quant.data, "load_for_mode", lambda mode: tiny_splits)
+    report = quant.headline("smoke")
+    assert set(report.headline) == {"int8_speedup", "size_ratio", "accuracy_drop_pt"}
+    assert report.headline["size_ratio"] > 2.5  # a tiny model: biases and scales weigh more
+    card = report.card
+    assert all(card.value(v, "latency_ms") > 0 for v in card.variants if v != "int8 static")
+
+
+def test_exercise_checks():
+    def szp(lo, hi, bits):
+        s = (hi - lo) / (2**bits - 1)
+        return s, round(-lo / s)
+    assert "passed" in check.scale_zero_point(szp)
+    with pytest.raises(Hint, match="255 steps"):
+        check.scale_zero_point(lambda lo, hi, b: ((hi - lo) / 2**b, round(-lo / ((hi - lo) / 2**b))))
+    assert "not attempted" in check.scale_zero_point(lambda lo, hi, b: None)
+
+    def qdq(x, s, z, b):
+        return (torch.clamp(torch.round(x / s) + z, 0, 2**b - 1) - z) * s
+    assert "passed" in check.quantize_dequantize(qdq)
+    with pytest.raises(Hint, match="clamp"):
+        check.quantize_dequantize(lambda x, s, z, b: (torch.round(x / s) + z - z) * s)
+
+    assert "passed" in check.per_channel_scales(lambda w, b: w.abs().amax(dim=1) / (2 ** (b - 1) - 1))
+    with pytest.raises(Hint, match="per-tensor"):
+        check.per_channel_scales(lambda w, b: w.abs().max() / 127)
+    with pytest.raises(Hint, match="each row"):
+        check.per_channel_scales(lambda w, b: w.abs().amax(dim=0) / 127)
+
+
+def test_bit_width_explorer_reports_and_refuses_bad_values():
+    from labkit.ui.quantization import BitWidthExplorer
+    explorer = BitWidthExplorer(torch.randn(16, 32), bits=4)
+    assert "sqnr_db" in explorer.text.value and explorer.image.value
+    assert "2-bit" in explorer.update(bits=2)
+    assert explorer.update(bits=0).startswith("⚠")
+    explorer.per_channel.value = True
+    assert "per-channel" in explorer.text.value
