@@ -1,0 +1,244 @@
+"""The momentum explorer (a Distill-style playground on a 2-D quadratic) and the notebook's plots.
+
+The explorer only calls `labkit.techniques.momentum.explore` — the same function the tests call —
+and draws what comes back. Bad settings (lr ≤ 0, β ≥ 1) become a one-line message in the widget.
+"""
+
+from __future__ import annotations
+
+import math
+
+import ipywidgets as widgets
+import numpy as np
+import torch
+from IPython.display import display
+from matplotlib.figure import Figure
+
+from labkit.errors import LabkitError
+from labkit.results import ResultCard
+from labkit.techniques import momentum as mom
+from labkit.ui import figure_png
+
+COLORS = {"gd": "tab:blue", "heavy_ball": "tab:red", "nesterov": "tab:orange", "rmsprop": "tab:green",
+          "adam": "tab:purple"}
+LABELS = {"gd": "gradient descent", "heavy_ball": "heavy ball (SGD momentum)", "nesterov": "Nesterov",
+          "rmsprop": "RMSprop", "adam": "Adam"}
+
+
+# ---------------------------------------------------------------- plots
+
+def plot_trajectories(q: mom.Quadratic, runs: list[mom.Trajectory], title: str = "") -> Figure:
+    """Left: the paths on the contours of f. Right: f(x_k) per step, log scale."""
+    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    ax_path, ax_loss = fig.subplots(1, 2, width_ratios=[1.35, 1])
+    span = 1.6
+    xs = np.linspace(-span, span, 241)
+    X, Y = np.meshgrid(xs, xs * 0.75)
+    A = q.matrix().numpy()
+    Z = 0.5 * (A[0, 0] * X ** 2 + 2 * A[0, 1] * X * Y + A[1, 1] * Y ** 2)
+    levels = np.geomspace(max(Z.min(), 1e-5) + 1e-5, Z.max(), 14)
+    ax_path.contour(X, Y, Z, levels=levels, colors="lightgrey", linewidths=0.8)
+    ax_path.plot([0], [0], marker="*", color="black", markersize=12, linestyle="none", label="minimum")
+    for run in runs:
+        pts = run.points.numpy()
+        finite = np.isfinite(pts).all(axis=1) & (np.abs(pts) < 10).all(axis=1)
+        pts = pts[: np.argmin(finite) if not finite.all() else len(pts)]
+        color = COLORS.get(run.name)
+        ax_path.plot(pts[:, 0], pts[:, 1], marker=".", markersize=3, linewidth=1, color=color,
+                     label=LABELS.get(run.name, run.name))
+        losses = np.array(run.losses, dtype=float)
+        losses[~np.isfinite(losses)] = np.nan
+        ax_loss.plot(np.arange(len(losses)), np.maximum(losses, 1e-300), color=color, linewidth=1.2,
+                     label=f"{LABELS.get(run.name, run.name)}: {run.describe().split(': ', 1)[1]}")
+    ax_path.plot(*q.start().numpy(), marker="o", color="black", linestyle="none", label="start")
+    ax_path.set(xlim=(-span, span), ylim=(-0.75 * span, 0.75 * span), aspect="equal",
+                xlabel="x₁", ylabel="x₂", title=title or f"paths on f(x) = ½xᵀAx, κ = {q.kappa:.0f}")
+    ax_path.legend(fontsize="x-small", loc="lower right")
+    ax_loss.set(yscale="log", xlabel="step k", ylabel="f(x_k) − f(x*)", title="loss per step (log scale)")
+    f0 = runs[0].losses[0] if runs else 1.0
+    ax_loss.set_ylim(max(1e-16, f0 * 1e-14), f0 * 1e3)
+    ax_loss.grid(alpha=0.3)
+    ax_loss.legend(fontsize="x-small", loc="lower left")
+    return fig
+
+
+def plot_iterations_vs_kappa(rows: list[dict]) -> Figure:
+    """Steps to tolerance against κ (log-log): measured markers, theory lines; slopes 1 and ½."""
+    fig = Figure(figsize=(6.5, 4), layout="constrained")
+    ax = fig.subplots()
+    kappas = [r["kappa"] for r in rows]
+    for key, color, label in (("gd", COLORS["gd"], "gradient descent"), ("heavy_ball", COLORS["heavy_ball"], "heavy ball")):
+        ax.plot(kappas, [r[f"theory_{key}"] for r in rows], color=color, linestyle="--", linewidth=1,
+                label=f"{label}: theory (rate only)")
+        ax.plot(kappas, [r[key] if r[key] is not None else np.nan for r in rows], color=color, marker="o",
+                linestyle="none", label=f"{label}: measured (torch.optim.SGD)")
+    ax.set(xscale="log", yscale="log", xlabel="condition number κ = L/μ", ylabel="steps to ||x_k|| ≤ 1e-6·||x_0||",
+           title="Gradient descent needs ∝ κ steps, heavy ball ∝ √κ")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def plot_steady_steps(lengths: list[float], lr: float, beta: float) -> Figure:
+    """Step length under a constant gradient: it climbs from lr to lr/(1−β)."""
+    fig = Figure(figsize=(6.5, 3.3), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(range(1, len(lengths) + 1), lengths, marker=".", color=COLORS["heavy_ball"], label="SGD momentum step")
+    ax.axhline(lr, color=COLORS["gd"], linestyle="--", linewidth=1, label=f"plain SGD step: lr = {lr:g}")
+    ax.axhline(lr / (1 - beta), color="black", linestyle=":", linewidth=1,
+               label=f"lr/(1−β) = {lr / (1 - beta):g}")
+    ax.set(xlabel="step", ylabel="distance moved (gradient = 1)", ylim=(0, 1.15 * lr / (1 - beta)),
+           title=f"A steady gradient: momentum's step grows to lr/(1−β) (β = {beta:g})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="lower right")
+    return fig
+
+
+def plot_rosenbrock(runs: list[dict]) -> Figure:
+    """Paths of SGD with and without momentum in the Rosenbrock valley."""
+    fig = Figure(figsize=(6.8, 4.2), layout="constrained")
+    ax = fig.subplots()
+    X, Y = np.meshgrid(np.linspace(-2, 2, 300), np.linspace(-1, 3, 300))
+    Z = (1 - X) ** 2 + 100 * (Y - X ** 2) ** 2
+    ax.contour(X, Y, np.log10(Z + 1e-3), levels=20, colors="lightgrey", linewidths=0.8)
+    for run, color in zip(runs, ("tab:blue", "tab:red", "tab:grey")):
+        path = run["path"].numpy()
+        path = path[np.isfinite(path).all(axis=1) & (np.abs(path) < 5).all(axis=1)]
+        steps = "diverged" if run["diverged"] else (f"{run['steps']} steps" if run["steps"] else "not there")
+        ax.plot(path[:, 0], path[:, 1], color=color, linewidth=1, marker=".", markersize=2,
+                label=f"lr {run['lr']:g}, β {run['beta']:g}: {steps}")
+    ax.plot([1], [1], marker="*", color="black", markersize=12, linestyle="none", label="minimum (1, 1)")
+    ax.plot(*mom.ROSENBROCK_START, marker="o", color="black", linestyle="none", label="start")
+    ax.set(xlim=(-2, 2), ylim=(-1, 3), xlabel="x", ylabel="y", title="Rosenbrock valley: (1−x)² + 100(y−x²)²")
+    ax.legend(fontsize="small", loc="lower right")
+    return fig
+
+
+def plot_double_well(rows: list[dict]) -> Figure:
+    """Left: the function. Right: per β, the share of starts that escaped / were knocked out."""
+    fig = Figure(figsize=(10, 3.5), layout="constrained")
+    ax_f, ax_bar = fig.subplots(1, 2)
+    x = torch.linspace(-2, 2, 400, dtype=torch.float64)
+    ax_f.plot(x.numpy(), mom.double_well(x).numpy(), color="black")
+    ax_f.axvline(mom.DOUBLE_WELL_BARRIER, color="grey", linestyle=":", linewidth=1, label="hill top")
+    ax_f.set(xlabel="x", ylabel="f(x)", ylim=(-3, 5), title="f(x) = x⁴ − 2x² + x/2: global min left, local right")
+    ax_f.legend(fontsize="small")
+    positions = np.arange(len(rows))
+    width = 0.38
+    ax_bar.bar(positions - width / 2, [100 * r["escaped_local"] for r in rows], width, color="tab:green",
+               label="started in the local basin, ended global")
+    ax_bar.bar(positions + width / 2, [100 * r["knocked_out_of_global"] for r in rows], width, color="tab:red",
+               label="started in the global basin, ended local")
+    ax_bar.set_xticks(positions, [f"β = {r['beta']:g}" for r in rows])
+    ax_bar.set(ylabel="% of starts", title="Which minimum does SGD(momentum=β) end in?")
+    ax_bar.grid(alpha=0.3, axis="y")
+    ax_bar.legend(fontsize="small", loc="upper left")
+    return fig
+
+
+def plot_epochs_per_seed(card: ResultCard, budget: int) -> Figure:
+    """Epochs to target for each optimizer and seed: the spread is the point (× above the budget: never)."""
+    fig = Figure(figsize=(7.5, 3.3), layout="constrained")
+    ax = fig.subplots()
+    for i, row in enumerate(card.rows):
+        seeds = row.get("epochs_per_seed", [])
+        offsets = np.linspace(-0.12, 0.12, len(seeds)) if len(seeds) > 1 else [0.0]
+        for offset, epochs in zip(offsets, seeds):
+            if epochs is None:
+                ax.plot(i + offset, budget + 1, marker="x", color="tab:red", linestyle="none")
+            else:
+                ax.plot(i + offset, epochs, marker="o", color="tab:blue", alpha=0.7, linestyle="none")
+        reached = [e for e in seeds if e is not None]
+        if reached:
+            ax.plot([i - 0.25, i + 0.25], [sum(reached) / len(reached)] * 2, color="black", linewidth=2)
+    ax.axhline(budget + 0.5, color="grey", linestyle=":", linewidth=1)
+    ax.text(len(card.rows) - 0.5, budget + 0.6, f"budget {budget} epochs; × = never reached", ha="right",
+            va="bottom", fontsize="small", color="grey")
+    ax.set_xticks(range(len(card.rows)), card.variants)
+    ax.set(ylabel="epochs to target", ylim=(0, budget + 2.5),
+           title="Epochs to target, one dot per seed (bar: mean of the seeds that got there)")
+    ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+# ---------------------------------------------------------------- the explorer
+
+class MomentumExplorer:
+    """Sliders for κ, rotation, learning rates and β; paths of five torch.optim optimizers, redrawn.
+
+    `explorer.summary` holds the plain-text result of the last redraw (it is also printed when
+    the explorer is displayed), so tests and static viewers see the numbers.
+    """
+
+    def __init__(self, kappa: float = 100.0, lr: float = 1.0, beta: float = 0.8, adaptive_lr: float = 0.05,
+                 steps: int = 200, names: tuple[str, ...] = mom.QUADRATIC_OPTIMIZERS):
+        slider = dict(continuous_update=False, style={"description_width": "150px"},
+                      layout=widgets.Layout(width="420px"))
+        self.kappa = widgets.FloatLogSlider(value=kappa, base=10, min=0, max=3, step=0.05,
+                                            description="condition number κ", readout_format=".3g", **slider)
+        self.angle = widgets.FloatSlider(value=0, min=0, max=90, step=5, description="rotation (°)", **slider)
+        self.lr = widgets.FloatSlider(value=lr, min=0, max=4, step=0.01, description="lr (GD, momentum)", **slider)
+        self.beta = widgets.FloatSlider(value=beta, min=0, max=1, step=0.01, description="β (momentum, Adam β1)",
+                                        **slider)
+        self.adaptive_lr = widgets.FloatSlider(value=adaptive_lr, min=0, max=0.5, step=0.005, readout_format=".3f",
+                                               description="lr (Adam, RMSprop)", **slider)
+        self.steps = widgets.IntSlider(value=steps, min=20, max=1000, step=10, description="steps", **slider)
+        self.checkboxes = {n: widgets.Checkbox(value=n in names, description=LABELS[n], indent=False,
+                                               layout=widgets.Layout(width="auto"))
+                           for n in mom.QUADRATIC_OPTIMIZERS}
+        self.best_button = widgets.Button(description="best lr, β for heavy ball", icon="star")
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="1000px"))
+        self.message = widgets.HTML()
+        self.text = widgets.HTML()
+        self.summary = ""
+        for control in (self.kappa, self.angle, self.lr, self.beta, self.adaptive_lr, self.steps,
+                        *self.checkboxes.values()):
+            control.observe(lambda _: self.update(), names="value")
+        self.best_button.on_click(lambda _: self.set_best())
+        self.widget = widgets.VBox([
+            widgets.HTML("<b>Momentum explorer</b> — f(x) = ½xᵀAx with eigenvalues 1/κ and 1; "
+                         "every path is a real torch.optim optimizer"),
+            widgets.HBox([widgets.VBox([self.kappa, self.angle, self.steps]),
+                          widgets.VBox([self.lr, self.beta, self.adaptive_lr])]),
+            widgets.HBox([*self.checkboxes.values(), self.best_button]),
+            self.message, self.image, self.text,
+        ], layout=widgets.Layout(border="1px solid #ddd", padding="6px"))
+        self.update()
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+        print(self.summary)
+
+    def set_best(self) -> None:
+        """Move lr and β to Polyak's optimum for the current κ (one redraw)."""
+        best = mom.best_heavy_ball(mom.Quadratic(self.kappa.value))
+        self._quiet = True  # the two assignments below would each redraw
+        try:
+            self.lr.value, self.beta.value = round(best["lr"], 2), round(best["beta"], 2)
+        finally:
+            self._quiet = False
+        self.update()
+
+    def update(self) -> str:
+        """Recompute every chosen path and redraw; a bad setting becomes a message, not a traceback."""
+        if getattr(self, "_quiet", False):
+            return self.summary
+        names = [n for n, box in self.checkboxes.items() if box.value]
+        try:
+            if not names:
+                raise LabkitError("Tick at least one optimizer.")
+            runs = mom.explore(self.kappa.value, self.lr.value, self.beta.value, self.adaptive_lr.value, names,
+                               steps=self.steps.value, angle_deg=self.angle.value)
+        except LabkitError as error:
+            self.message.value = f"<span style='color:#b00'>⚠ {error}</span>"
+            self.summary = f"momentum explorer: {error}"
+            self.text.value = ""
+            return self.summary
+        self.message.value = ""
+        q = mom.Quadratic(self.kappa.value, self.angle.value)
+        self.image.value = figure_png(plot_trajectories(q, runs))
+        head = (f"κ={q.kappa:.3g}, rotation {self.angle.value:g}°, lr={self.lr.value:g}, β={self.beta.value:g}, "
+                f"adaptive lr={self.adaptive_lr.value:g}, tolerance 1e-6·||x_0||")
+        self.summary = "momentum explorer: " + head + "\n" + "\n".join("  " + r.describe() for r in runs)
+        self.text.value = "<pre>" + self.summary + "</pre>"
+        return self.summary
