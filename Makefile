@@ -26,18 +26,20 @@ system:
 lab: $(STAMP)
 	$(BIN)/labkit lab
 
+# Notebooks run one at a time: each kernel uses both cores (two kernels side by side with two
+# threads each oversubscribe a 2-core machine and run slower than one after the other).
 test: $(STAMP) system
 	$(BIN)/nbstripout --verify notebooks/*.ipynb
 	$(PYTEST) tests -m "not browser" -n 2 -q
 	LABKIT_MODE=smoke $(PYTEST) --nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
-	  -n 2 --dist loadscope -q -p no:cacheprovider notebooks
+	  -q -p no:cacheprovider notebooks
 	$(PYTEST) tests -m browser -q
 
 unit: $(STAMP)
 	$(PYTEST) tests -m "not browser" -n 2 -q
 
 notebooks: $(STAMP)
-	LABKIT_MODE=smoke $(PYTEST) --nbval-lax --nbval-current-env --nbval-cell-timeout=300 -n 2 --dist loadscope -q notebooks
+	LABKIT_MODE=smoke $(PYTEST) --nbval-lax --nbval-current-env --nbval-cell-timeout=300 -q -p no:cacheprovider notebooks
 
 browser: $(STAMP) system
 	$(PYTEST) tests -m browser -q

@@ -1,7 +1,14 @@
 """Shared fixtures: tiny synthetic data so unit tests take seconds."""
 
+import os
+
 import pytest
 import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two test workers on two cores: one intra-op thread each, or they oversubscribe the cores and
+    # small-model training slows down ten-fold.
+    torch.set_num_threads(1)
 
 from labkit.data import Splits
 
