@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from typing import Callable
 
 import ipywidgets as widgets
@@ -59,8 +60,11 @@ def plot_curves(histories: dict[str, pd.DataFrame], target_acc: float | None = N
 class _PanelObserver:
     """The panel's callback inside fit(): records each epoch for the live curves and checks Stop."""
 
+    REDRAW_EVERY_S = 1.0  # drawing a PNG costs ~0.3 s: more often would slow fast epochs down
+
     def __init__(self, panel: "ComparisonPanel", variant: str):
         self.panel, self.variant = panel, variant
+        self.last_draw = 0.0
 
     def on_batch_end(self, state: FitState) -> bool:
         return self.panel._stop.is_set()
@@ -68,7 +72,9 @@ class _PanelObserver:
     def on_epoch_end(self, state: FitState) -> bool:
         self.panel._histories[self.variant] = pd.DataFrame(state.rows)
         self.panel._status(f"{self.variant}: epoch {state.epoch}, test accuracy {100 * state.rows[-1]['test_acc']:.1f} %")
-        self.panel._redraw()
+        if time.monotonic() - self.last_draw >= self.REDRAW_EVERY_S:
+            self.panel._redraw()
+            self.last_draw = time.monotonic()
         return self.panel._stop.is_set()
 
 
@@ -160,6 +166,7 @@ class ComparisonPanel:
                 self.card.add(row)
                 self.progress.value += 1
                 self._show_card()
+                self._redraw()
                 if row.get("interrupted"):
                     break
         finally:
