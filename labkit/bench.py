@@ -125,7 +125,12 @@ def _read_status_kb(key: str) -> int | None:
 
 def peak_memory_mb(fn: Callable[[], object], device: str | torch.device = "cpu") -> float | None:
     """Peak memory that `fn()` adds, in MB: CUDA's allocator peak on a GPU, the process's
-    resident-set peak above its level before the call on a Linux CPU; None where unmeasurable."""
+    resident-set peak above its level before the call on a Linux CPU; None where unmeasurable.
+
+    On a CPU this undercounts after earlier work in the same process: memory freed before the
+    call is reused without raising the resident set. Measure each variant in a fresh process, or
+    count what a model keeps (e.g. tensors saved for backward), when the numbers must compare.
+    """
     dev = torch.device(device)
     if dev.type == "cuda":
         torch.cuda.synchronize()

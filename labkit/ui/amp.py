@@ -1,0 +1,70 @@
+"""Explorer for notebook 03_mixed_precision: what a loss scale does to gradients stored in fp16."""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import torch
+from IPython.display import display
+from matplotlib.figure import Figure
+
+from labkit.errors import LabkitError
+from labkit.techniques import amp
+from labkit.ui import figure_png, text_summary
+
+FP16_SUBNORMAL, FP16_NORMAL, FP16_MAX = -24, -14, 15.999  # log2 of fp16's smallest subnormal, normal, largest
+
+
+def plot_fp16_fate(grads: torch.Tensor, scale: float = 1.0) -> Figure:
+    """Histogram of log2(|gradient| × scale) with fp16's zones: underflow, subnormal, normal, overflow."""
+    values = torch.log2(grads.double() * scale).float().numpy()
+    fate = amp.fp16_fate(grads, scale)
+    fig = Figure(figsize=(7.5, 3.4), layout="constrained")
+    ax = fig.subplots()
+    ax.hist(values, bins=120, color="tab:blue", alpha=0.8)
+    ax.axvspan(min(values.min(), FP16_SUBNORMAL) - 2, FP16_SUBNORMAL - 1, color="tab:red", alpha=0.15,
+               label=f"becomes 0 in fp16 ({100 * fate['underflow']:.1f} %)")
+    ax.axvspan(FP16_SUBNORMAL - 1, FP16_NORMAL, color="tab:orange", alpha=0.15,
+               label=f"subnormal: few bits left ({100 * fate['subnormal']:.1f} %)")
+    ax.axvspan(FP16_MAX, max(values.max(), FP16_MAX) + 2, color="tab:purple", alpha=0.15,
+               label=f"overflows to inf ({100 * fate['overflow']:.2f} %)")
+    ax.set(xlabel="log2(|activation gradient| × loss scale)", ylabel="count",
+           title=f"Gradients stored in fp16 with loss scale 2^{torch.log2(torch.tensor(scale)).item():.0f}")
+    ax.legend(fontsize="small", loc="upper left")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+class ScaleExplorer:
+    """Slide the loss scale (a power of two) and watch gradients leave fp16's underflow zone — or overflow."""
+
+    def __init__(self, grads: torch.Tensor):
+        if grads.numel() == 0:
+            raise LabkitError("no gradients to explore: pass amp.activation_gradients(...).")
+        self.grads = grads
+        self.slider = widgets.IntSlider(value=0, min=-8, max=40, description="log2 scale", continuous_update=False)
+        self.message = widgets.Label()
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="750px"))
+        self.slider.observe(lambda change: self.show(change["new"]), names="value")
+        self.widget = widgets.VBox([self.slider, self.message, self.image])
+        self.show(0)
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+
+    def show(self, log2_scale: int) -> dict | None:
+        """Redraw for scale 2**log2_scale; prints and returns the fractions (None after a bad value)."""
+        try:
+            if not isinstance(log2_scale, int) or not -60 <= log2_scale <= 60:
+                raise LabkitError(f"log2 scale {log2_scale!r} must be a whole number between -60 and 60.")
+            fate = amp.fp16_fate(self.grads, 2.0 ** log2_scale)
+        except LabkitError as error:
+            self.message.value = f"⚠ {error}"
+            print(f"⚠ {error}")
+            return None
+        summary = text_summary(f"loss scale 2^{log2_scale}", {
+            "underflow %": 100 * fate["underflow"], "subnormal %": 100 * fate["subnormal"],
+            "normal %": 100 * fate["normal"], "overflow %": 100 * fate["overflow"]})
+        self.message.value = summary
+        print(summary)
+        self.image.value = figure_png(plot_fp16_fate(self.grads, 2.0 ** log2_scale))
+        return fate

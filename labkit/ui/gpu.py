@@ -1,0 +1,99 @@
+"""Explorer for notebook 01_gpu: training throughput against batch size, model and CPU threads."""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import torch
+from IPython.display import display
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
+
+from labkit import env
+from labkit.errors import LabkitError
+from labkit.techniques import gpu
+from labkit.ui import figure_png, text_summary
+
+
+def plot_batch_sweep(curves: dict[str, list[dict]]) -> Figure:
+    """Training images/s against batch size, one line per label (rows from `gpu.batch_sweep`)."""
+    fig = Figure(figsize=(6.5, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for label, rows in curves.items():
+        rows = sorted(rows, key=lambda r: r["batch_size"])
+        ax.plot([r["batch_size"] for r in rows], [r["images_per_s"] for r in rows], marker="o", label=label)
+    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="training images / s",
+           title="Bigger batches keep the device busier")
+    sizes = sorted({r["batch_size"] for rows in curves.values() for r in rows})
+    if sizes:
+        ax.set_xticks(sizes, [str(b) for b in sizes])
+        ax.xaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.grid(alpha=0.3, which="both")
+    if curves:
+        ax.legend(fontsize="small")
+    return fig
+
+
+def plot_fraction_of_peak(points: list[dict], device: str) -> Figure:
+    """Fraction of the device's peak reached by n×n matmuls (rows from `gpu.matmul_sweep`)."""
+    fig = Figure(figsize=(6.5, 3.4), layout="constrained")
+    ax = fig.subplots()
+    ns = [p["n"] for p in points]
+    ax.plot(ns, [100 * p["fraction_of_peak"] for p in points], marker="o", color="tab:red")
+    ax.set(xscale="log", xlabel="matrix size n (n×n @ n×n)", ylabel="% of the estimated fp32 peak",
+           title=f"How much of this {device.upper()} a matmul can use")
+    ax.set_xticks(ns, [str(n) for n in ns])
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+class BatchExplorer:
+    """Pick a model, a batch size and a thread count, press Measure: the point joins the plot."""
+
+    def __init__(self, device: torch.device | str = "cpu", min_run_time: float = 0.2):
+        self.device = torch.device(device)
+        self.min_run_time = min_run_time
+        self.curves: dict[str, list[dict]] = {}
+        self.model = widgets.Dropdown(options=["mlp", "small_cnn"], value="small_cnn", description="model")
+        self.batch = widgets.IntText(value=64, description="batch size")
+        cores = max(torch.get_num_threads(), 1)
+        self.threads = widgets.IntSlider(value=cores, min=1, max=max(cores, 2), description="threads",
+                                         disabled=self.device.type != "cpu")
+        self.button = widgets.Button(description="Measure", button_style="primary")
+        self.message = widgets.Label()
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="700px"))
+        self.button.on_click(lambda _: self.measure())
+        self.widget = widgets.VBox([widgets.HBox([self.model, self.batch, self.threads, self.button]),
+                                    self.message, self.image])
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+
+    def measure(self, model: str | None = None, batch_size: int | None = None, threads: int | None = None) -> dict | None:
+        """Measure one point (the widget's values unless given); returns the row, or None after a bad value."""
+        model = model or self.model.value
+        batch_size = self.batch.value if batch_size is None else batch_size
+        threads = self.threads.value if threads is None else threads
+        try:
+            if batch_size < 1 or batch_size > 4096:
+                raise LabkitError(f"batch size {batch_size} must be between 1 and 4096.")
+            before = torch.get_num_threads()
+            try:
+                env.set_threads(threads)
+                row = gpu.batch_sweep([batch_size], self.device, model, self.min_run_time)[0]
+            finally:
+                torch.set_num_threads(before)
+        except LabkitError as error:
+            self.message.value = f"⚠ {error}"
+            print(f"⚠ {error}")
+            return None
+        label = f"{model}, {threads} thread(s)" if self.device.type == "cpu" else model
+        self.curves.setdefault(label, []).append(row)
+        summary = text_summary(f"{label} on {self.device.type}", {
+            "batch": batch_size, "images/s": row["images_per_s"], "ms/step": row["ms_per_step"]})
+        self.message.value = summary
+        print(summary)
+        self.image.value = figure_png(plot_batch_sweep(self.curves))
+        return row
