@@ -18,6 +18,8 @@ def test_bare_loop_and_fit_end_with_the_same_weights(tiny_splits):
 
 
 def test_timer_error_is_small_on_a_millisecond_op():
-    numbers = overhead.measure_timer_error(384)
-    assert numbers["reference_ms"] > 0.2
-    assert numbers["timer_error_pct"] < 25  # target is 5; loose here because CI machines are shared
+    numbers = overhead.measure_timer_error(512)
+    assert numbers["reference_ms"] > 0.5
+    # The target (≤ 5 %) is a benchmark on a quiet machine (`labkit bench overhead`); here another test
+    # worker shares the machine, so only a gross disagreement (a wrong thread count is ~100 %) fails.
+    assert numbers["timer_error_pct"] < 50
