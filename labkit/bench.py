@@ -100,6 +100,23 @@ def time_fn(fn: Callable[[], object], *, device: str | torch.device = "cpu", war
                   num_threads=threads, device=dev.type, times_s=times)
 
 
+def time_train_step(model: torch.nn.Module, *, batch: int = 128, lr: float = 1e-5, seed: int = 0,
+                    num_threads: int | None = None, min_run_time: float = 0.5) -> Timing:
+    """Time one SGD training step (forward, loss, backward, update) of `model` on a random
+    Fashion-MNIST-shaped batch. The tiny `lr` keeps the weights (and so the work) nearly unchanged."""
+    g = torch.Generator().manual_seed(seed)
+    x, y = torch.randn(batch, 1, 28, 28, generator=g), torch.randint(0, 10, (batch,), generator=g)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    model.train()
+
+    def step() -> None:
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return time_fn(step, num_threads=num_threads, min_run_time=min_run_time)
+
+
 def time_naive(fn: Callable[[], object]) -> float:
     """The way a first attempt times code: one call, no warm-up, no device sync. Shown for contrast only."""
     start = time.time()

@@ -66,3 +66,11 @@ def test_copy_bandwidth_is_positive():
     assert bench.copy_bandwidth_gbs(8) > 0.1
     with pytest.raises(LabkitError):
         bench.copy_bandwidth_gbs(0)
+
+
+def test_time_train_step_times_a_real_step():
+    model = models.MLP()
+    before = [p.detach().clone() for p in model.parameters()]
+    timing = bench.time_train_step(model, batch=32, min_run_time=0.05)
+    assert timing.median_s > 0 and timing.repeats >= 5
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # it really stepped

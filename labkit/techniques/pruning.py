@@ -296,18 +296,8 @@ def latency_ms(model: nn.Module, batch: int, cfg: PruneConfig) -> float:
 
 def train_step_ms(model: nn.Module, cfg: PruneConfig, batch: int = 128) -> float:
     """Median time (ms) of one SGD training step (forward, backward, update) at `batch`."""
-    g = torch.Generator().manual_seed(cfg.seed)
-    x, y = torch.randn(batch, 1, 28, 28, generator=g), torch.randint(0, 10, (batch,), generator=g)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-    model.train()
-
-    def step() -> None:
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    return bench.time_fn(step, num_threads=cfg.threads, min_run_time=cfg.min_run_time).median_ms
+    return bench.time_train_step(model, batch=batch, lr=1e-4, seed=cfg.seed, num_threads=cfg.threads,
+                                 min_run_time=cfg.min_run_time).median_ms
 
 
 def compare_train_steps(variants: dict[str, nn.Module], cfg: PruneConfig, rounds: int = 3) -> pd.Series:

@@ -245,17 +245,8 @@ def compiled_latencies(model: nn.Module, cfg: QuantConfig) -> dict:
 
 def train_step_ms(model: nn.Module, cfg: QuantConfig, batch: int = 128) -> float:
     """Median time (ms) of one SGD training step at `batch`: for the claim 'quantization speeds up training'."""
-    g = torch.Generator().manual_seed(cfg.seed)
-    x, y = torch.randn(batch, 1, 28, 28, generator=g), torch.randint(0, 10, (batch,), generator=g)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-5, momentum=0.9)
-    model.train()
-
-    def step() -> None:
-        nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    return bench.time_fn(step, num_threads=cfg.threads, min_run_time=cfg.min_run_time).median_ms
+    return bench.time_train_step(model, batch=batch, lr=1e-5, seed=cfg.seed, num_threads=cfg.threads,
+                                 min_run_time=cfg.min_run_time).median_ms
 
 
 def compare(splits: data.Splits, cfg: QuantConfig, fp32: nn.Module | None = None,
