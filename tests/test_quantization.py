@@ -9,7 +9,7 @@ from labkit.exercises import quantization as check
 from labkit.techniques import quantization as quant
 
 TINY = quant.QuantConfig(width=64, depth=1, epochs=2, calib_batches=2, qat_bits=2, qat_epochs=1,
-                         min_run_time=0.05, time_static=False)
+                         min_run_time=0.05, time_static=False, sweep_widths=(32, 64))
 
 
 @pytest.fixture
@@ -65,6 +65,43 @@ def test_static_int8_uses_the_calibrated_ranges(trained, tiny_splits):
     assert quant.accuracy(static, tiny_splits) > 0.5
 
 
+def test_x86_pt2e_int8_is_int8_close_and_sized_honestly(trained, tiny_splits):
+    q = quant.int8_static_x86(trained, tiny_splits.X_train, batches=2)
+    used = {n.target for n in q.graph.nodes if n.op == "get_attr"}
+    int8_weights = [t for name, t in q.state_dict().items() if name in used and t.dtype == torch.int8]
+    assert len(int8_weights) == 2  # both Linear weights are stored as int8 in the graph
+    x = tiny_splits.X_test[:32]
+    with torch.no_grad():
+        torch.testing.assert_close(q(x), trained(x), atol=0.15, rtol=0.05)
+        assert q(x[:1]).shape == (1, 10)  # the batch dimension stayed dynamic
+    from labkit import bench
+    assert bench.model_size_mb(trained) / quant.graph_size_mb(q) > 2.5  # not counting the unused fp32 copies
+    assert quant.accuracy(q, tiny_splits) == pytest.approx(quant.accuracy(trained, tiny_splits), abs=0.05)
+
+
+def test_compiled_int8_dynamic_matches_eager_without_saturation(trained):
+    # without reduce_range on a CPU lacking VNNI, oneDNN's 16-bit intermediate sums saturate (errors ≈ 0.1)
+    q = quant.int8_dynamic(trained)
+    x = torch.randn(64, 1, 28, 28)
+    compiled = torch.compile(q)
+    assert quant.compile_now(compiled, x) > 0
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), trained(x), atol=0.05, rtol=0.05)
+
+
+def test_cpu_int8_units_names_the_instructions(monkeypatch):
+    monkeypatch.setattr(quant.env, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    assert quant.cpu_int8_units() == "none (AVX2 only)"
+    monkeypatch.setattr(quant.env, "cpu_flags", lambda: frozenset({"avx2", "avx512_vnni"}))
+    assert quant.cpu_int8_units() == "AVX-512 VNNI"
+
+
+def test_speedup_by_width_has_a_row_per_width():
+    card = quant.speedup_by_width(TINY)
+    assert card.variants == ["width 32", "width 64"]
+    assert all(r["x86_int8_ms"] > 0 and r["fbgemm_int8_ms"] > 0 and r["fp32_ms"] > 0 for r in card.rows)
+
+
 def test_half_weights_halve_the_size(trained):
     from labkit import bench
     half = quant.half_weights(trained)
@@ -99,7 +136,8 @@ def test_headline_keys_on_tiny_data(tiny_splits, monkeypatch):
     monkeypatch.setattr(quant, "config_for", lambda mode: TINY)
     monkeypatch.setattr(quant.data, "load_for_mode", lambda mode: tiny_splits)
     report = quant.headline("smoke")
-    assert set(report.headline) == {"int8_speedup", "size_ratio", "accuracy_drop_pt"}
+    assert set(report.headline) == {"int8_speedup", "int8_speedup_legacy", "int8_speedup_widest", "size_ratio",
+                                    "accuracy_drop_pt"}
     assert report.headline["size_ratio"] > 2.5  # a tiny model: biases and scales weigh more
     card = report.card
     assert all(card.value(v, "latency_ms") > 0 for v in card.variants if v != "int8 static")

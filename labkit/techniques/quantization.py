@@ -4,23 +4,32 @@ What it does (notebook 08):
 - the affine mapping by hand: scale and zero point, per tensor or per output channel,
   `quantize` / `dequantize` / `fake_quantize`, and the error they make at b bits;
 - post-training quantization with torchao (the current library; `torch.ao.quantization` is
-  deprecated): dynamic int8 (`Int8DynamicActivationInt8WeightConfig`), and static int8
-  (`Int8StaticActivationInt8WeightConfig`) whose activation scales come from a calibration pass;
-- quantization-aware training with torchao's `QATConfig` at 4-bit weights, against 4-bit PTQ;
-- bf16 weight storage as the simple baseline.
+  deprecated): dynamic int8 (`Int8DynamicActivationInt8WeightConfig`), static int8
+  (`Int8StaticActivationInt8WeightConfig`) whose activation scales come from a calibration pass, and
+  torchao's x86 path (PT2E export + `X86InductorQuantizer`, calibrated, lowered by inductor to oneDNN
+  int8 kernels);
+- quantization-aware training with torchao's `QATConfig` at low-bit weights, against PTQ;
+- bf16 weight storage as the simple baseline;
+- int8 speed against layer width: int8 pays off only where big matrix products dominate.
+
+Every int8 model is timed after `torch.compile` with inductor's `freezing` on: the weights become
+constants, so inductor pre-packs them and swaps the integer matmul for oneDNN's quantized linear.
+Without freezing, torchao's CPU int8 matmul runs a generic integer kernel ≈ 20× slower than fp32.
 
 Headline (`labkit bench quantization`), on a Linear-heavy MLP (784-1024-1024-10; 512 wide in smoke
 mode), one run:
-- int8_speedup: fp32 eager / torchao dynamic int8 (torch.compile'd) latency at batch 64,
+- int8_speedup: fp32 eager latency / the fastest torchao int8 variant's latency at batch 64,
   cfg.threads threads, medians after warm-up (compile time is reported apart, not in the latency);
-  the deprecated eager `torch.ao.quantization.quantize_dynamic` (fbgemm) is measured beside it;
-- size_ratio: fp32 / int8 state_dict bytes on disk;
-- accuracy_drop_pt: fp32 minus dynamic int8 test accuracy, in points.
+- int8_speedup_legacy: the same for the deprecated eager `torch.ao.quantization.quantize_dynamic`
+  (fbgemm), measured beside it;
+- int8_speedup_widest: fp32 / the best int8 kernel at the widest width of the width sweep;
+- size_ratio: fp32 / int8 bytes on disk; accuracy_drop_pt: fp32 minus dynamic int8 test accuracy.
 """
 
 from __future__ import annotations
 
 import copy
+import io
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -46,11 +55,13 @@ class QuantConfig:
     threads: int = 2              # CPU threads for every latency measurement
     min_run_time: float = 0.5     # seconds of timing per latency measurement
     time_static: bool = True      # also compile and time static int8 (two more compilations)
+    sweep_widths: tuple[int, ...] = (256, 1024, 2048, 4096)  # int8 speed against layer width (untrained MLPs)
     seed: int = 0
 
 
 def config_for(run_mode: str) -> QuantConfig:
-    return env.pick(smoke=QuantConfig(width=512, epochs=2, calib_batches=4, min_run_time=0.1, time_static=False),
+    return env.pick(smoke=QuantConfig(width=512, epochs=2, calib_batches=4, min_run_time=0.1, time_static=False,
+                                      sweep_widths=(256, 512)),
                     full=QuantConfig(), run_mode=run_mode)
 
 
@@ -124,12 +135,23 @@ def half_weights(model: nn.Module, dtype: torch.dtype = torch.bfloat16) -> nn.Mo
     return copy.deepcopy(model).to(dtype).eval()
 
 
+def cpu_int8_units() -> str:
+    """The CPU's int8 dot-product instructions. Without VNNI or AMX, an int8 multiply-add goes through
+    AVX2's vpmaddubsw, whose 16-bit intermediate sums can saturate and which is at best ≈ 2× fp32 FMA."""
+    flags = env.cpu_flags()
+    for flag, name in (("amx_int8", "AMX-INT8"), ("avx512_vnni", "AVX-512 VNNI"), ("avx_vnni", "AVX-VNNI")):
+        if flag in flags:
+            return name
+    return "none (AVX2 only)" if "avx2" in flags else "none"
+
+
 def int8_dynamic(model: nn.Module) -> nn.Module:
-    """torchao: int8 weights (per channel); activations quantized per row at run time (no calibration)."""
+    """torchao: int8 weights (per channel); activations quantized per row at run time (no calibration).
+    On a CPU without VNNI the ranges are reduced by one bit so that the kernel's 16-bit sums cannot saturate."""
     from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
 
     q = copy.deepcopy(model).eval()
-    quantize_(q, Int8DynamicActivationInt8WeightConfig())
+    quantize_(q, Int8DynamicActivationInt8WeightConfig(reduce_range=not cpu_int8_units().startswith(("AMX", "AVX"))))
     check_int8(q)
     return q
 
@@ -174,6 +196,35 @@ def int8_static(model: nn.Module, amax: dict[str, float]) -> nn.Module:
         quantize_(q, config, filter_fn=lambda mod, fqn, name=name: fqn == name)
     check_int8(q)
     return q
+
+
+def int8_static_x86(model: nn.Module, X: torch.Tensor, batches: int, batch_size: int = 64) -> nn.Module:
+    """torchao's x86 path: export the model's graph, insert observers (X86InductorQuantizer: uint8
+    activations, int8 per-channel weights), calibrate on a few batches, convert to int8 operations."""
+    from torchao.quantization.pt2e import allow_exported_model_train_eval
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
+
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    graph = torch.export.export(copy.deepcopy(model).eval(), (X[:batch_size],), dynamic_shapes=({0: batch},)).module()
+    quantizer = x86.X86InductorQuantizer().set_global(x86.get_default_x86_inductor_quantization_config())
+    observed = prepare_pt2e(graph, quantizer)
+    with torch.no_grad():
+        for i in range(batches):  # calibration: the observers record each activation's range
+            observed(X[i * batch_size:(i + 1) * batch_size])
+    q = convert_pt2e(observed)
+    allow_exported_model_train_eval(q)  # so that evaluate() may call .eval()
+    return q
+
+
+def graph_size_mb(graph: nn.Module) -> float:
+    """Bytes on disk (MB) of the tensors an exported graph really uses: export keeps the unused fp32
+    originals as attributes beside the int8 copies, so its state_dict would overstate the size."""
+    used = {node.target for node in graph.graph.nodes if node.op == "get_attr"}
+    tensors = {name: t for name, t in graph.state_dict().items() if name in used}
+    buffer = io.BytesIO()
+    torch.save(tensors, buffer)
+    return buffer.getbuffer().nbytes / 1e6
 
 
 def check_int8(model: nn.Module) -> None:
@@ -228,18 +279,28 @@ def latency_ms(model: nn.Module, batch: int, cfg: QuantConfig, dtype: torch.dtyp
         return bench.time_fn(lambda: model(x), num_threads=cfg.threads, min_run_time=cfg.min_run_time).median_ms
 
 
+def compile_now(compiled: nn.Module, x: torch.Tensor) -> float:
+    """Call a torch.compile'd model once at x's shape with inductor's freezing on, which compiles it for
+    that shape; returns the seconds it took. Freezing lets inductor pre-pack the weights and use oneDNN's
+    int8 kernels: without it torchao's CPU int8 matmul runs a generic integer kernel."""
+    import torch._inductor.config as inductor_config
+
+    start = time.perf_counter()
+    with torch.no_grad(), inductor_config.patch(freezing=True), warnings.catch_warnings():
+        # torch's own lowering code builds a tensor with torch.tensor(tensor): a UserWarning aimed at
+        # torch's developers, not at us; this one message is filtered here only.
+        warnings.filterwarnings("ignore", message="To copy construct from a tensor", category=UserWarning)
+        compiled(x)
+    return time.perf_counter() - start
+
+
 def compiled_latencies(model: nn.Module, cfg: QuantConfig) -> dict:
-    """torch.compile the model, then time batch 64 and batch 1; the compile seconds are returned apart."""
+    """torch.compile the model (freezing on), then time batch 64 and batch 1; compile seconds apart."""
     compiled = torch.compile(model)
-    out = {}
+    out = {"compile_s": 0.0}
     for batch, key in ((64, "latency_ms"), (1, "latency_b1_ms")):
-        x = torch.randn(batch, 1, 28, 28)
-        start = time.perf_counter()
-        with torch.no_grad():
-            compiled(x)  # first call of a new shape: compiles
-        out[f"compile_b{batch}_s"] = time.perf_counter() - start
+        out["compile_s"] += compile_now(compiled, torch.randn(batch, 1, 28, 28))
         out[key] = latency_ms(compiled, batch, cfg)
-    out["compile_s"] = out.pop("compile_b64_s") + out.pop("compile_b1_s")
     return out
 
 
@@ -249,9 +310,13 @@ def train_step_ms(model: nn.Module, cfg: QuantConfig, batch: int = 128) -> float
                                  min_run_time=cfg.min_run_time).median_ms
 
 
+INT8_TORCHAO = ("int8 dynamic", "int8 static", "int8 static, x86 PT2E")
+INT8_LEGACY = "int8 dynamic, torch.ao eager (deprecated)"
+
+
 def compare(splits: data.Splits, cfg: QuantConfig, fp32: nn.Module | None = None,
             progress: bool = False) -> tuple[ResultCard, dict]:
-    """fp32, bf16 weights, dynamic int8 and static int8 side by side: accuracy, size, latency, parameters."""
+    """fp32, bf16 weights and four int8 variants side by side: accuracy, size, latency, parameters."""
     fp32 = fp32 if fp32 is not None else train_fp32(splits, cfg, progress)
     params = models.count_params(fp32)
     card = ResultCard(title=f"Quantizing a {cfg.width}-wide MLP", baseline="fp32")
@@ -263,9 +328,8 @@ def compare(splits: data.Splits, cfg: QuantConfig, fp32: nn.Module | None = None
               "latency_b1_ms": latency_ms(bf16, 1, cfg, torch.bfloat16), "size_mb": bench.model_size_mb(bf16),
               "params": params})
     dyn = int8_dynamic(fp32)
-    dyn_times = compiled_latencies(dyn, cfg)
     card.add({"variant": "int8 dynamic", "accuracy": accuracy(dyn, splits), "size_mb": bench.model_size_mb(dyn),
-              "params": params, **dyn_times})
+              "params": params, **compiled_latencies(dyn, cfg)})
     amax = calibrate(fp32, splits.X_train, cfg.calib_batches)
     static = int8_static(fp32, amax)
     static_row = {"variant": "int8 static", "accuracy": accuracy(static, splits),
@@ -273,22 +337,47 @@ def compare(splits: data.Splits, cfg: QuantConfig, fp32: nn.Module | None = None
     if cfg.time_static:
         static_row.update(compiled_latencies(static, cfg))
     card.add(static_row)
+    x86 = int8_static_x86(fp32, splits.X_train, cfg.calib_batches)
+    card.add({"variant": "int8 static, x86 PT2E", "accuracy": accuracy(x86, splits), "size_mb": graph_size_mb(x86),
+              "params": params, **compiled_latencies(x86, cfg)})
     legacy, legacy_warnings = int8_dynamic_legacy(fp32)
-    card.add({"variant": "int8 dynamic, torch.ao eager (deprecated)", "accuracy": accuracy(legacy, splits),
+    card.add({"variant": INT8_LEGACY, "accuracy": accuracy(legacy, splits),
               "latency_ms": latency_ms(legacy, 64, cfg), "latency_b1_ms": latency_ms(legacy, 1, cfg),
               "size_mb": bench.model_size_mb(legacy), "params": params})
-    return card, {"fp32": fp32, "int8_dynamic": dyn, "int8_static": static, "calibration_amax": amax,
-                  "legacy_warnings": legacy_warnings}
+    return card, {"fp32": fp32, "int8_dynamic": dyn, "int8_static": static, "int8_static_x86": x86,
+                  "calibration_amax": amax, "legacy_warnings": legacy_warnings}
 
 
-def bench_report(card: ResultCard, cfg: QuantConfig, run_mode: str) -> BenchReport:
-    """The report `labkit bench quantization` prints, from a card made by `compare`."""
-    return BenchReport(
-        name="quantization", mode=run_mode, card=card, config=asdict(cfg),
-        headline={"int8_speedup": card.speedup("int8 dynamic", "latency_ms"),
-                  "size_ratio": card.speedup("int8 dynamic", "size_mb"),
-                  "accuracy_drop_pt": -card.delta_pt("int8 dynamic")},
-    )
+def speedup_by_width(cfg: QuantConfig, widths: tuple[int, ...] | None = None, batch: int = 64) -> ResultCard:
+    """int8 against fp32 at batch `batch` for MLPs of growing width (untrained: speed does not depend on the
+    values). One row per width: fp32, torchao x86 int8 and the deprecated fbgemm int8 latencies."""
+    widths = widths or cfg.sweep_widths
+    card = ResultCard(title=f"int8 speed against layer width (batch {batch}, {cfg.threads} threads)")
+    for width in widths:
+        torch.manual_seed(cfg.seed)
+        model = models.MLP(width=width, depth=cfg.depth).eval()
+        X = torch.randn(cfg.calib_batches * 64, 1, 28, 28)
+        fp32_ms = latency_ms(model, batch, cfg)
+        x86_ms = compiled_latencies(int8_static_x86(model, X, cfg.calib_batches), cfg)["latency_ms"]
+        legacy_ms = latency_ms(int8_dynamic_legacy(model)[0], batch, cfg)
+        card.add({"variant": f"width {width}", "weights_mb": bench.model_size_mb(model), "fp32_ms": fp32_ms,
+                  "x86_int8_ms": x86_ms, "fbgemm_int8_ms": legacy_ms,
+                  "x86_speedup": fp32_ms / x86_ms, "fbgemm_speedup": fp32_ms / legacy_ms})
+    return card
+
+
+def bench_report(card: ResultCard, cfg: QuantConfig, run_mode: str,
+                 width_card: ResultCard | None = None) -> BenchReport:
+    """The report `labkit bench quantization` prints, from the cards made by `compare` and `speedup_by_width`."""
+    timed = [r["variant"] for r in card.rows if r["variant"] in INT8_TORCHAO and r.get("latency_ms") is not None]
+    headline = {"int8_speedup": max(card.speedup(name, "latency_ms") for name in timed),
+                "int8_speedup_legacy": card.speedup(INT8_LEGACY, "latency_ms"),
+                "size_ratio": card.speedup("int8 dynamic", "size_mb"),
+                "accuracy_drop_pt": 0.0 - card.delta_pt("int8 dynamic")}
+    if width_card is not None:
+        widest = width_card.rows[-1]
+        headline["int8_speedup_widest"] = max(widest["x86_speedup"], widest["fbgemm_speedup"])
+    return BenchReport(name="quantization", mode=run_mode, card=card, config=asdict(cfg), headline=headline)
 
 
 def headline(mode: str | None = None) -> BenchReport:
@@ -297,4 +386,4 @@ def headline(mode: str | None = None) -> BenchReport:
     cfg = config_for(run_mode)
     splits = data.load_for_mode(run_mode)
     card, _ = compare(splits, cfg)
-    return bench_report(card, cfg, run_mode)
+    return bench_report(card, cfg, run_mode, speedup_by_width(cfg))
