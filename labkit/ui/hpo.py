@@ -1,0 +1,163 @@
+"""The search explorer: best accuracy so far against trials and against wall time, and what mattered.
+
+Thin: it reads the trials a `labkit.techniques.hpo.compare` run recorded (no training here), calls
+`hpo.best_so_far` / `hpo.importance`, and draws what comes back. Every redraw also writes a
+plain-text summary (for tests and static viewers).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import ipywidgets as widgets
+from IPython.display import display
+from matplotlib.figure import Figure
+
+from labkit.errors import LabkitError
+from labkit.techniques import hpo
+from labkit.ui import figure_png, text_summary
+
+COLORS = {"grid": "tab:grey", "random": "tab:blue", "tpe": "tab:orange", "tpe_pruned": "tab:green"}
+
+
+def _ylim(ax, tops: list[float]) -> None:
+    """Zoom on the top few points: a diverged first trial (10 %) would flatten every curve."""
+    tops = [t for t in tops if not math.isnan(t)]
+    if tops:
+        ax.set_ylim(max(tops) - 6, max(tops) + 0.8)
+
+
+def plot_best_so_far(comp: hpo.Comparison, seeds: tuple[int, ...] | None = None, n_trials: int | None = None,
+                     highlight: str | None = None) -> Figure:
+    """Best validation accuracy so far, per method, against trials (left) and wall time (right).
+    One line per seed; the dotted line is grid's best − 0.5 point (the pruned_time_ratio's target)."""
+    seeds = seeds or comp.cfg.seeds
+    fig = Figure(figsize=(11, 3.9), layout="constrained")
+    ax_n, ax_t = fig.subplots(1, 2)
+    tops = []
+    for method, by_seed in comp.runs.items():
+        for i, seed in enumerate(seeds):
+            recs = by_seed[seed][:n_trials]
+            best = hpo.best_so_far([r.value for r in recs])
+            thick = 2.4 if method == highlight else 1.4
+            alpha = 1.0 if highlight in (None, method) else 0.45
+            label = method if i == 0 else None
+            ax_n.step(range(1, len(recs) + 1), best, where="post", color=COLORS.get(method), lw=thick,
+                      alpha=alpha, label=label)
+            ax_t.step([r.wall_s for r in recs], best, where="post", color=COLORS.get(method), lw=thick,
+                      alpha=alpha, label=label)
+            tops.append(best[-1] if best else math.nan)
+    if "grid" in comp.runs and len(seeds) == 1:
+        target = hpo.best_value(comp.runs["grid"][seeds[0]]) - hpo.WITHIN_PT
+        for ax in (ax_n, ax_t):
+            ax.axhline(target, color="black", linestyle=":", lw=1, label="grid's best − 0.5")
+    seed_note = f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds, one line each"
+    ax_n.set(xlabel="trial", ylabel="best validation accuracy so far (%)", title=f"Against trials ({seed_note})")
+    ax_t.set(xlabel="wall time since the search started (s)", title="Against wall time (same epoch budget)")
+    for ax in (ax_n, ax_t):
+        _ylim(ax, tops)
+        ax.grid(alpha=0.3)
+    ax_n.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def plot_trial_curves(records: list[hpo.TrialRecord], title: str = "") -> Figure:
+    """Validation accuracy after each epoch for every trial: finished trials in colour, stopped ones grey."""
+    fig = Figure(figsize=(6, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for r in records:
+        epochs = range(1, r.epochs + 1)
+        if r.pruned:
+            ax.plot(epochs, r.curve, color="grey", alpha=0.5, lw=1, marker="x", ms=3)
+        else:
+            ax.plot(epochs, r.curve, color="tab:green", alpha=0.8, lw=1.2, marker="o", ms=3)
+    stopped = sum(r.pruned for r in records)
+    ax.plot([], [], color="grey", marker="x", label=f"stopped early ({stopped})")
+    ax.plot([], [], color="tab:green", marker="o", label=f"finished ({len(records) - stopped})")
+    finished = [v for r in records for v in r.curve]
+    if finished:
+        ax.set_ylim(max(0, max(finished) - 25), max(finished) + 2)
+    ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title=title or "Every trial's learning curve")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_importance(importances: dict[str, float], spreads: dict[str, float] | None = None,
+                    title: str = "Which hyperparameters matter") -> Figure:
+    """Optuna's importance (share of 1) and, if given, the ablation's spread (points) per hyperparameter."""
+    names = list(importances)
+    panels = 2 if spreads else 1
+    fig = Figure(figsize=(4.6 * panels, 0.5 * len(names) + 1.8), layout="constrained")
+    axes = fig.subplots(1, panels, squeeze=False)[0]
+    axes[0].barh(names, [importances[n] for n in names], color="tab:purple")
+    axes[0].set(xlabel="importance (PED-ANOVA, sums to 1)", title=title, xlim=(0, 1))
+    if spreads:
+        axes[1].barh(names, [spreads[n] for n in names], color="tab:cyan")
+        axes[1].set_xscale("symlog", linthresh=1)
+        axes[1].set(xlabel="accuracy spread, one at a time (points)", title="Ablation around the best setting")
+    for ax in axes:
+        ax.invert_yaxis()
+        ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def summary_text(comp: hpo.Comparison, seed: int, n_trials: int, method: str) -> str:
+    """Per method at `n_trials` trials of one seed: best so far, wall time, learning rates tried;
+    and the importance ranking of `method`'s trials."""
+    lines = [f"seed {seed}, first {n_trials} trials:"]
+    for m, by_seed in comp.runs.items():
+        recs = by_seed[seed][:n_trials]
+        best = hpo.best_so_far([r.value for r in recs])[-1] if recs else math.nan
+        lines.append("  " + text_summary(m, {"best_pct": best, "wall_s": recs[-1].wall_s if recs else math.nan,
+                                             "stopped_early": sum(r.pruned for r in recs),
+                                             "lr_values": hpo.distinct_values(recs, "lr") if recs else 0}))
+    try:
+        imp = hpo.importance(comp.runs[method][seed][:n_trials], comp.cfg.space)
+        lines.append("  " + text_summary(f"importance ({method})", {k: round(v, 3) for k, v in imp.items()}))
+    except LabkitError as error:
+        lines.append(f"  importance ({method}): {error}")
+    return "\n".join(lines)
+
+
+class SearchExplorer:
+    """Pick a method, a seed and how many trials to look at; redraws the curves, the importance and the text."""
+
+    def __init__(self, comp: hpo.Comparison, method: str = "tpe_pruned", seed: int | None = None):
+        hpo.check_method(method)
+        self.comp = comp
+        seeds = list(comp.cfg.seeds)
+        most = max(len(t) for by_seed in comp.runs.values() for t in by_seed.values())
+        self.method = widgets.Dropdown(options=list(comp.runs), value=method, description="method")
+        self.seed = widgets.Dropdown(options=seeds, value=seeds[0] if seed is None else seed, description="seed")
+        self.trials = widgets.IntSlider(value=most, min=1, max=most, description="trials", continuous_update=False)
+        self.picture = widgets.Image(format="png", layout=widgets.Layout(max_width="1000px"))
+        self.bars = widgets.Image(format="png", layout=widgets.Layout(max_width="500px"))
+        self.text = widgets.HTML()
+        for control in (self.method, self.seed, self.trials):
+            control.observe(lambda _: self.update(), names="value")
+        self.widget = widgets.VBox([widgets.HBox([self.method, self.seed, self.trials]), self.picture, self.bars,
+                                    self.text])
+        self.last_summary = ""
+        self.update()
+
+    def update(self) -> str:
+        """Redraw for the current controls; a problem gives a one-line message (never a traceback)."""
+        method, seed, n = self.method.value, self.seed.value, self.trials.value
+        try:
+            summary = summary_text(self.comp, seed, n, method)
+            self.picture.value = figure_png(plot_best_so_far(self.comp, (seed,), n, highlight=method))
+            try:
+                imp = hpo.importance(self.comp.runs[method][seed][:n], self.comp.cfg.space)
+                self.bars.value = figure_png(plot_importance(imp, title=f"Importance, {method}, {n} trials"))
+            except LabkitError:
+                self.bars.value = b""
+        except LabkitError as error:
+            summary = f"⚠ {error}"
+        self.last_summary = summary
+        self.text.value = f"<pre>{html.escape(summary)}</pre>"
+        return summary
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
