@@ -1,0 +1,238 @@
+"""The speedrun toggle panel: tick techniques, Run, and see time to target next to every earlier run.
+
+Thin: each run calls `labkit.techniques.speedrun.train_run` (the function the ablation and
+`labkit bench speedrun` use) and draws what comes back. Every run also prints a plain-text summary.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import threading
+
+import ipywidgets as widgets
+import numpy as np
+import pandas as pd
+from IPython.display import display
+from matplotlib.figure import Figure
+
+from labkit.errors import LabkitError
+from labkit.techniques import speedrun as sr
+from labkit.ui import figure_png, text_summary
+
+
+def plot_runs(entries: list[dict], target_acc: float) -> Figure:
+    """Test accuracy against training seconds (the clock of time to target), one line per run."""
+    fig = Figure(figsize=(8.5, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for e in entries:
+        hist = e["history"]
+        if len(hist):
+            line, = ax.plot(hist["train_time_s"], 100 * hist["test_acc"], marker=".", label=f"#{e['run']} {e['label']}")
+            if e["time_to_target_s"] is not None:
+                ax.plot([e["time_to_target_s"]], [100 * target_acc], marker="o", markersize=9, mfc="none",
+                        color=line.get_color())
+    ax.axhline(100 * target_acc, color="grey", linestyle="--", linewidth=1, label="target")
+    ax.set(xlabel="training seconds (evaluation off the clock)", ylabel="test accuracy (%)",
+           title="Every run so far: the circle marks time to target")
+    low = min([100 * e["history"]["test_acc"].min() for e in entries if len(e["history"])] or [50])
+    ax.set_ylim(max(low - 2, 100 * target_acc - 25), 100)
+    ax.grid(alpha=0.3)
+    if entries:
+        ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def plot_ablation(gains: list[dict], target_acc: float) -> Figure:
+    """Left: time to target per ablation row (mean ± std over seeds; 'not reached' written in).
+    Right: final test accuracy per row. Skipped rows are labelled with 'skipped'."""
+    fig = Figure(figsize=(11, 3.8), layout="constrained")
+    ax_t, ax_a = fig.subplots(1, 2)
+    names = [g["variant"] for g in gains]
+    ys = np.arange(len(gains))
+    for y, g in zip(ys, gains):
+        if g.get("skipped"):
+            ax_t.annotate("skipped on this device", (0, y), xytext=(4, -3), textcoords="offset points",
+                          fontsize=8, color="grey")
+            continue
+        t = g["time_to_target_s"]
+        if t is None or (isinstance(t, float) and math.isnan(t)):
+            ax_t.annotate("target not reached", (0, y), xytext=(4, -3), textcoords="offset points", fontsize=8,
+                          color="tab:red")
+        else:
+            ax_t.barh(y, t, xerr=g["ttt_std_s"], capsize=3, color="tab:blue")
+            gain = g.get("marginal_gain")
+            label = f"{t:.1f} s" + (f"  ({gain:.2f}× vs row above)" if gain else "")
+            ax_t.annotate(label, (t + g["ttt_std_s"], y), xytext=(4, -3), textcoords="offset points", fontsize=8)
+        ax_a.barh(y, 100 * g["accuracy"], xerr=g["acc_std_pt"], capsize=3, color="tab:green")
+    for ax in (ax_t, ax_a):
+        ax.set_yticks(ys, names)
+        ax.invert_yaxis()
+        ax.grid(axis="x", alpha=0.3)
+    longest = max([g["time_to_target_s"] + g["ttt_std_s"] for g in gains
+                   if not g.get("skipped") and g["time_to_target_s"] is not None
+                   and not math.isnan(g["time_to_target_s"])] or [1])
+    ax_t.set_xlim(0, longest * 1.6)
+    ax_t.set(xlabel="seconds to target (mean ± std over seeds)",
+             title=f"Time to {100 * target_acc:.0f} % test accuracy, switches added top to bottom")
+    accs = [100 * g["accuracy"] for g in gains if not g.get("skipped")]
+    ax_a.axvline(100 * target_acc, color="grey", linestyle="--", linewidth=1)
+    ax_a.set_xlim(min(accs + [100 * target_acc]) - 3, max(accs) + 2)
+    ax_a.set(xlabel="test accuracy at the end of the budget (%)", title="Final accuracy")
+    return fig
+
+
+def plot_claim(table: pd.DataFrame) -> Figure:
+    """Measured time to target against the formula's prediction (log-log); unreached runs on the top edge."""
+    fig = Figure(figsize=(6.2, 4.4), layout="constrained")
+    ax = fig.subplots()
+    ok = table.dropna(subset=["time_to_target_s"])
+    missed = table[table["time_to_target_s"].isna()]
+    for width, part in ok.groupby("width"):
+        ax.scatter(part["predicted_s"], part["time_to_target_s"], s=20 + part["batch_size"] / 8, alpha=0.8,
+                   label=f"MLP width {width} ({int(part['params'].iloc[0]):,} params)")
+    lo = min(table["predicted_s"].min(), ok["time_to_target_s"].min() if len(ok) else 1) / 2
+    hi = max(table["predicted_s"].max(), ok["time_to_target_s"].max() if len(ok) else 1) * 2
+    if len(missed):
+        ax.scatter(missed["predicted_s"], [hi / 1.3] * len(missed), marker="x", color="tab:red",
+                   label="never reached the target")
+    ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--", linewidth=1, label="measured = predicted")
+    ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel="predicted by c·params/(lr·batch) (s)",
+           ylabel="measured time to target (s)", title="The claim vs the measurement\n(marker size: batch size)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def entry_text(entry: dict, target_acc: float) -> str:
+    """One run as one line of text."""
+    t = entry["time_to_target_s"]
+    reached = f"{t:.2f} s to {100 * target_acc:.0f} %" if t is not None else f"did not reach {100 * target_acc:.0f} %"
+    return text_summary(f"run #{entry['run']} [{entry['label']}] seed {entry['seed']}",
+                        {"time_to_target": reached, "final_acc_pct": 100 * entry["final_acc"],
+                         "train_s": entry["train_time_s"], "code_hash": entry["code_hash"],
+                         **({"skipped": "; ".join(entry["skipped"])} if entry["skipped"] else {})})
+
+
+class SpeedrunPanel:
+    """Checkboxes for the switches, Run / Stop, a leaderboard of every run so far and their curves.
+
+    `panel.run(["in_memory", "momentum"])` from code does what the Run button does (in this thread)
+    and returns the run's entry; the button runs in a background thread so Stop stays responsive.
+    """
+
+    def __init__(self, cfg: sr.SpeedrunConfig, splits, source, *, device: str = "auto",
+                 ticked: list[str] | None = None):
+        sr.check_config(cfg)
+        self.cfg, self.splits, self.source, self.device = cfg, splits, source, device
+        self.entries: list[dict] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        ticked = sr.check_switches(ticked or [])
+        self.checkboxes = {s: widgets.Checkbox(value=s in ticked, description=s, indent=False,
+                                               layout=widgets.Layout(width="auto")) for s in sr.SWITCHES}
+        self.seed = widgets.BoundedIntText(value=0, min=0, max=10_000, description="seed",
+                                           layout=widgets.Layout(width="140px"))
+        self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
+        self.stop_button = widgets.Button(description="Stop", button_style="warning", icon="stop", disabled=True)
+        self.status = widgets.Label(value="tick techniques and press Run")
+        self.curves = widgets.Image(format="png", layout=widgets.Layout(max_width="850px"))
+        self.table = widgets.HTML()
+        self.log = widgets.Output()
+        self.run_button.on_click(lambda _: self._start_in_background())
+        self.stop_button.on_click(lambda _: self.stop())
+        self.widget = widgets.VBox([
+            widgets.HTML(f"<b>Speedrun</b> — target {100 * cfg.target_acc:.0f} % test accuracy, budget {cfg.epochs} "
+                         f"epochs; all boxes empty = the naive first attempt"),
+            widgets.HBox(list(self.checkboxes.values()), layout=widgets.Layout(flex_flow="row wrap")),
+            widgets.HBox([self.seed, self.run_button, self.stop_button, self.status]),
+            self.curves, self.table, self.log,
+        ], layout=widgets.Layout(border="1px solid #ddd", padding="6px"))
+        self.widget.add_class("labkit-panel")
+        self.status.add_class("labkit-status")
+        self.table.add_class("labkit-card")
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+
+    def ticked(self) -> list[str]:
+        return [s for s, box in self.checkboxes.items() if box.value]
+
+    def run(self, switches: list[str] | None = None, seed: int | None = None, echo: bool = True) -> dict:
+        """Train the ticked switches (or `switches`) once; add the run to the leaderboard; print its summary."""
+        switches = sr.check_switches(self.ticked() if switches is None else switches)
+        seed = self.seed.value if seed is None else seed
+        cfg = sr.with_switches(self.cfg, switches)
+        self._stop.clear()
+        self._set_running(True)
+        self.status.value = f"running {'+'.join(switches) or 'naive'} …"
+        try:
+            result = sr.train_run(cfg, self.splits, self.source, seed, device=self.device, callbacks=[self])
+        finally:
+            self._set_running(False)
+        entry = {"run": len(self.entries) + 1, "label": "+".join(switches) or "naive", "seed": seed,
+                 "time_to_target_s": result.time_to_target_s, "final_acc": result.final_acc,
+                 "train_time_s": result.fit.train_time_s, "interrupted": result.fit.interrupted,
+                 "skipped": sorted(result.skipped), "history": result.fit.history,
+                 "config": result.config, "code_hash": sr.code_hash()}
+        self.entries.append(entry)
+        self.status.value = "stopped: the run so far is kept" if result.fit.interrupted else "done"
+        self.redraw()
+        summary = entry_text(entry, self.cfg.target_acc)
+        if echo:
+            print(summary)
+        return entry
+
+    def leaderboard(self) -> pd.DataFrame:
+        """Every run so far, fastest to target first; runs that missed the target last."""
+        if not self.entries:
+            return pd.DataFrame(columns=["run", "switches", "seed", "time_to_target_s", "final_acc", "code_hash"])
+        frame = pd.DataFrame([{k: e[k] for k in ("run", "label", "seed", "time_to_target_s", "final_acc",
+                                                 "train_time_s", "interrupted", "code_hash")} for e in self.entries])
+        frame = frame.rename(columns={"label": "switches"})
+        return frame.sort_values("time_to_target_s", na_position="last").set_index("run")
+
+    # --- callbacks from train_run: Stop ends the run after the current batch ---
+    def on_batch_end(self, state) -> bool:
+        return self._stop.is_set()
+
+    def on_epoch_end(self, state) -> bool:
+        self.status.value = f"epoch {state.rows[-1]['epoch']:.1f}: test accuracy {100 * state.rows[-1]['test_acc']:.1f} %"
+        return self._stop.is_set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.status.value = "stopping after this batch …"
+
+    def wait(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def redraw(self) -> None:
+        self.curves.value = figure_png(plot_runs(self.entries, self.cfg.target_acc))
+        self.table.value = self.leaderboard().to_html(float_format=lambda v: f"{v:.4g}", na_rep="not reached")
+
+    def _start_in_background(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self.log.clear_output()
+
+        def work() -> None:
+            try:
+                entry = self.run(echo=False)
+                self.log.append_stdout(entry_text(entry, self.cfg.target_acc) + "\n")
+            except LabkitError as error:  # one line for the learner, never lost in a thread
+                self.log.append_stderr(f"LabkitError: {error}\n")
+                self.status.value = "failed: see the message below"
+            except Exception as error:
+                self.log.append_stderr(f"{type(error).__name__}: {html.escape(str(error))}\n")
+                self.status.value = "failed: see the message below"
+
+        self._thread = threading.Thread(target=work, daemon=True)
+        self._thread.start()
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.disabled = running
+        self.stop_button.disabled = not running
+        for box in self.checkboxes.values():
+            box.disabled = running
