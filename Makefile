@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST := $(BIN)/python -m pytest
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: lab test unit notebooks browser system data bench clean
+.PHONY: lab demo test unit notebooks browser system data bench report clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ system:
 
 lab: $(STAMP)
 	$(BIN)/labkit lab
+
+# Workshop mode: one notebook as a Voilà dashboard on 127.0.0.1 (code hidden, widgets live).
+# make demo NB=07_pruning   (LABKIT_MODE=smoke make demo ... renders in seconds instead of minutes)
+NB ?= 00_welcome
+demo: $(STAMP)
+	$(BIN)/labkit demo $(NB)
 
 # Notebooks run one at a time: each kernel uses both cores (two kernels side by side with two
 # threads each oversubscribe a 2-core machine and run slower than one after the other).
@@ -49,6 +55,9 @@ data: $(STAMP) system
 
 bench: $(STAMP)
 	$(BIN)/labkit bench all
+
+report: $(STAMP)
+	$(BIN)/labkit report
 
 clean:
 	rm -rf $(VENV) results test-artifacts

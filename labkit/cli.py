@@ -1,4 +1,4 @@
-"""The `labkit` command: doctor, data build, lab, bench, pretrain. Errors are one line and exit code 2."""
+"""The `labkit` command: doctor, data build, lab, demo, bench, report, pretrain. Errors are one line and exit code 2."""
 
 from __future__ import annotations
 
@@ -77,24 +77,78 @@ def _record(report, argv: list[str]) -> Path:
 
 
 def cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run headline experiments; each report is appended to results/results.csv as soon as it is done.
+    With `all`, a bench that fails says so in one line and the others still run; then results/report.md
+    is rebuilt from everything measured (also after Ctrl-C: finished benches are kept)."""
     from labkit import env, results, techniques
 
     mode = env.check_mode(args.mode)
-    names = techniques.names() if args.names == ["all"] else args.names
+    run_all = args.names == ["all"]
+    names = techniques.names() if run_all else args.names
     modules = [techniques.load(name) for name in names]  # fail fast on a typo, before any work
-    reports = []
-    for module in modules:
-        report = module.headline(mode)
-        reports.append(report)
-        results.append(report)
-        if args.record:
-            print(f"recorded {_record(report, argv)}", file=sys.stderr)
-        if not args.json:
-            print(report.to_text(), flush=True)
+    reports, failed = [], []
+    try:
+        for name, module in zip(names, modules):
+            if run_all:
+                print(f"[{len(reports) + len(failed) + 1}/{len(names)}] {name} ({mode} mode) …", file=sys.stderr, flush=True)
+            try:
+                report = module.headline(mode)
+            except LabkitError as error:
+                if not run_all:
+                    raise
+                failed.append(name)
+                print(f"labkit: {name}: {error}", file=sys.stderr)
+                continue
+            reports.append(report)
+            results.append(report)
+            if args.record:
+                print(f"recorded {_record(report, argv)}", file=sys.stderr)
+            if not args.json:
+                print(report.to_text(), flush=True)
+    finally:
+        if run_all and reports:
+            from labkit import report as results_report
+
+            print(f"wrote {results_report.build()}", file=sys.stderr)
     if args.json:
         payload = reports[0].to_dict() if len(reports) == 1 else [r.to_dict() for r in reports]
         print(json.dumps(payload, indent=2))
+    if failed:
+        print(f"labkit: {len(failed)} bench(es) failed: {', '.join(failed)}", file=sys.stderr)
+        return 2
     return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from labkit import report
+
+    paths = [Path(p) for p in args.results] if args.results else None
+    for path in paths or []:
+        if not path.is_file():
+            raise LabkitError(f"No results file at {path}: give the path of a results.csv written by labkit.")
+    print(f"wrote {report.build(paths, Path(args.out) if args.out else None)}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Serve one notebook as a dashboard with Voilà (code hidden, widgets live) on 127.0.0.1."""
+    voila = shutil.which("voila", path=str(Path(sys.executable).parent)) or shutil.which("voila")
+    if voila is None:
+        raise LabkitError("Voilà is not installed here: run `make demo` from the labkit folder.")
+    notebook = Path(args.notebook)
+    if not notebook.is_absolute():
+        candidates = [ROOT / notebook, ROOT / "notebooks" / notebook, ROOT / "notebooks" / f"{notebook}.ipynb"]
+        candidates += sorted((ROOT / "notebooks").glob(f"{notebook}*.ipynb"))
+        notebook = next((c for c in candidates if c.is_file()), notebook)
+    if not notebook.is_file():
+        choices = ", ".join(p.stem for p in sorted((ROOT / "notebooks").glob("*.ipynb")))
+        raise LabkitError(f"No notebook {args.notebook!r}: choose one of {choices}.")
+    command = [voila, str(notebook), "--Voila.ip=127.0.0.1", f"--port={args.port}", "--token"]
+    if args.no_browser:
+        command.append("--no-browser")
+    print(f"Serving {notebook.name} with Voilà on 127.0.0.1:{args.port}; open the URL with the token that it prints "
+          "(the notebook runs top to bottom first; Ctrl-C stops the server).", flush=True)
+    return subprocess.call(command, cwd=ROOT)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -112,6 +166,13 @@ def parser() -> argparse.ArgumentParser:
     lab.add_argument("--no-browser", action="store_true")
     pretrain = sub.add_parser("pretrain", help="reproduce the pretrained weights shipped in data/pretrained/")
     pretrain.add_argument("name", nargs="?", default="transfer", help="the technique whose weights to rebuild")
+    demo = sub.add_parser("demo", help="serve a notebook as a Voilà dashboard (workshop mode)")
+    demo.add_argument("notebook", nargs="?", default="00_welcome", help="a notebook name or path, e.g. 07_pruning")
+    demo.add_argument("--port", type=int, default=8866)
+    demo.add_argument("--no-browser", action="store_true")
+    report_p = sub.add_parser("report", help="rebuild results/report.md from the results files")
+    report_p.add_argument("--results", nargs="+", help="results CSV files (default: every results/*.csv)")
+    report_p.add_argument("--out", help="folder for report.md and its plots (default: results/)")
     bench_p = sub.add_parser("bench", help="run a technique's headline experiment")
     bench_p.add_argument("names", nargs="+", help="benchmark name(s), or 'all'")
     bench_p.add_argument("--mode", choices=("smoke", "full"), default=None)
@@ -132,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_lab(args)
         if args.command == "pretrain":
             return cmd_pretrain(args)
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "demo":
+            return cmd_demo(args)
         return cmd_bench(args, argv)
     except LabkitError as error:
         print(f"labkit: {error}", file=sys.stderr)

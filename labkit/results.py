@@ -171,10 +171,12 @@ def _jsonable(obj):
 
 RESULT_FIELDS = ("time", "bench", "mode", "variant", "host", "cpu", "device", "gpu", "torch", "commit",
                  "metrics", "config")
+HEADLINE_ROW = "(headline)"  # the variant name of the row that carries a report's headline numbers
 
 
 def append(report: BenchReport, path: Path | None = None) -> Path:
-    """Append the report's rows to the results file, each stamped with the machine.
+    """Append the report's rows, then one row with its headline (variant HEADLINE_ROW), to the results
+    file, each stamped with the machine.
 
     The file is only ever appended to, under an exclusive lock and in one write, so two
     processes writing at once leave it whole.
@@ -185,7 +187,8 @@ def append(report: BenchReport, path: Path | None = None) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     m = report.machine
-    for row in report.card.rows:
+    rows = [*report.card.rows, {"variant": HEADLINE_ROW, **report.headline}]
+    for row in rows:
         metrics = {k: v for k, v in row.items() if k != "variant"}
         writer.writerow([stamp, report.name, report.mode, row["variant"], m.get("host"), m.get("cpu"),
                          m.get("device"), m.get("gpu"), m.get("torch"), m.get("commit"),

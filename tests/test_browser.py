@@ -137,3 +137,59 @@ def test_welcome_panel_runs_and_reacts_in_the_browser(lab, tmp_path):
             raise
         finally:
             context.close()
+
+
+def test_voila_dashboard_serves_a_notebook_and_its_widget_reacts(tmp_path):
+    """`make demo`'s server (labkit demo): 08_quantization as a Voilà dashboard; tick 'per channel' and the
+    bit-width explorer's summary must change."""
+    from playwright.sync_api import expect, sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing in CI: `make test` should have installed Debian's chromium")
+        pytest.skip("Debian's chromium is not installed (sudo apt-get install chromium)")
+    port = _free_port()
+    env = {**os.environ, "LABKIT_MODE": "smoke", "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "LABKIT_RESULTS_DIR": str(tmp_path / "results")}
+    log_path = tmp_path / "voila.log"
+    log = open(log_path, "w")
+    server = subprocess.Popen([sys.executable, "-m", "labkit.cli", "demo", "08_quantization", "--no-browser",
+                               f"--port={port}"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        deadline, url = time.time() + 60, None
+        while url is None:
+            found = re.search(rf"http://127\.0\.0\.1:{port}/\?token=\w+", log_path.read_text())
+            url = found.group(0) if found else None
+            if url is None and (time.time() > deadline or server.poll() is not None):
+                pytest.fail(f"Voilà did not start: {log_path.read_text()[-2000:]}")
+            time.sleep(0.5)
+        with sync_playwright() as p:
+            context = p.chromium.launch_persistent_context(
+                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
+                viewport={"width": 1300, "height": 1000})
+            page = context.new_page()
+            page.set_default_timeout(180_000)
+            try:
+                page.goto(url)  # Voilà runs the whole notebook (smoke mode) before it shows the page
+                summary = page.locator(".widget-label", has_text="⚠ bits=0")  # the notebook's last update()
+                expect(summary).to_be_visible(timeout=240_000)
+                checkbox = page.locator(".widget-checkbox", has_text="per channel")
+                checkbox.locator("input").check()
+                expect(page.locator(".widget-label", has_text="4-bit per-channel")).to_be_visible(timeout=60_000)
+                expect(summary).to_have_count(0)
+                checkbox.scroll_into_view_if_needed()
+                page.screenshot(path=str(ARTIFACTS / "voila_quantization_per_channel.png"))
+                assert "Traceback" not in page.content()
+            except Exception:
+                page.screenshot(path=str(ARTIFACTS / "voila_FAILED.png"))
+                raise
+            finally:
+                context.close()
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()

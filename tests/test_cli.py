@@ -37,3 +37,20 @@ def test_errors_are_one_line_with_exit_code_2():
     assert out.stderr.strip().count("\n") == 0 and "choose one of" in out.stderr
     out = labkit("doctor", env_extra={"LABKIT_MODE": "turbo"})
     assert out.returncode == 2 and "'smoke' or 'full'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_report_from_results_files_and_bad_paths(tmp_path):
+    out = labkit("bench", "overhead", "--mode", "smoke", env_extra={"LABKIT_RESULTS_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    out = labkit("report", "--results", str(tmp_path / "results.csv"), "--out", str(tmp_path / "site"))
+    assert out.returncode == 0, out.stderr
+    text = (tmp_path / "site" / "report.md").read_text()
+    assert "## overhead" in text and "fit_overhead_pct" in text and (tmp_path / "site" / "report_overhead.png").exists()
+    out = labkit("report", "--results", str(tmp_path / "nope.csv"))
+    assert out.returncode == 2 and "No results file" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_demo_refuses_an_unknown_notebook_in_one_line():
+    out = labkit("demo", "99_nothing", "--no-browser")
+    assert out.returncode == 2 and "choose one of" in out.stderr and "00_welcome" in out.stderr
+    assert out.stderr.strip().count("\n") == 0

@@ -55,8 +55,9 @@ def test_results_file_stays_whole_with_two_writers(tmp_path):
     for w in writers:
         w.join(60)
     frame = results.read(path)
-    assert len(frame) == 2 * 25 * 2
-    assert set(frame["variant"]) == {"fp32", "int8"} and frame["host"].notna().all()
+    assert len(frame) == 2 * 25 * 3  # two card rows and the headline row per report
+    assert set(frame["variant"]) == {"fp32", "int8", results.HEADLINE_ROW} and frame["host"].notna().all()
+    assert frame.loc[frame["variant"] == results.HEADLINE_ROW, "speedup"].eq(2.0).all()
 
 
 def test_reading_a_missing_results_file(tmp_path):
