@@ -33,6 +33,7 @@ import statistics
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import optuna
 import torch
@@ -197,14 +198,15 @@ def validation_split(splits: data.Splits, fraction: float = 0.2, seed: int = 0) 
 class _EachEpoch:
     """fit() callback: hands each epoch's held-out accuracy to `on_epoch`; stops training when it says so."""
 
-    def __init__(self, on_epoch):
+    def __init__(self, on_epoch: Callable[[int, float], bool]):
         self.on_epoch = on_epoch
 
     def on_epoch_end(self, state: train.FitState) -> bool:
         return bool(self.on_epoch(state.epoch, state.rows[-1]["test_acc"]))
 
 
-def train_trial(params: dict, splits: data.Splits, epochs: int, seed: int, on_epoch=None,
+def train_trial(params: dict, splits: data.Splits, epochs: int, seed: int,
+                on_epoch: Callable[[int, float], bool] | None = None,
                 cfg: SearchConfig | None = None, total_epochs: int | None = None) -> list[float]:
     """Train the MLP with `params` for up to `epochs` epochs; return its accuracy on `splits`' held-out
     part after each epoch. `on_epoch(epoch, acc)` returning True stops it early. The cosine schedule
