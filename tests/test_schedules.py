@@ -369,3 +369,17 @@ def test_later_seeds_get_only_the_stop_check(tiny_splits):
     summary = schedules.train_seeds("cosine", tiny_splits, tiny_cfg(epochs=2, seeds=(0, 1)), callbacks=[recorder],
                                     device="cpu")
     assert len(summary.fits) == 2 and recorder.epochs == 2  # the first seed's epochs only
+
+
+def test_plateau_callback_cuts_the_rate_when_the_metric_stalls():
+    from labkit import train
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    plateau = schedules.PlateauCallback(factor=0.5, patience=1)
+    state = train.FitState(model=model, opt=opt)
+    for epoch, acc in enumerate([0.5, 0.6, 0.6, 0.6, 0.6], start=1):
+        state.epoch, state.rows = epoch, state.rows + [{"test_acc": acc}]
+        assert plateau.on_epoch_end(state) is False
+    assert plateau.lrs[:3] == [0.1, 0.1, 0.1] and opt.param_groups[0]["lr"] < 0.1
+    with pytest.raises(LabkitError, match="factor"):
+        schedules.PlateauCallback(factor=1.5)

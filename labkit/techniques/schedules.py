@@ -25,6 +25,7 @@ import statistics
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from torch.optim import lr_scheduler
@@ -462,6 +463,45 @@ def highest_stable_lr(sweep: dict[float, SeedSummary], num_classes: int) -> floa
     if not stable:
         raise LabkitError("every rate in the sweep diverged: add smaller rates.")
     return max(stable)
+
+
+class PlateauCallback:
+    """Keras' `ReduceLROnPlateau` in PyTorch: after each epoch, give the monitored validation accuracy
+    to `torch.optim.lr_scheduler.ReduceLROnPlateau`, which cuts the rate by `factor` once it has not
+    improved for `patience` epochs. A callback because this scheduler needs a metric, not a step count."""
+
+    def __init__(self, factor: float = 0.3, patience: int = 1, monitor: str = "test_acc"):
+        if not 0 < factor < 1:
+            raise LabkitError(f"factor={factor!r} must be between 0 and 1 (the rate is multiplied by it).")
+        self.factor, self.patience, self.monitor = factor, patience, monitor
+        self.scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+        self.lrs: list[float] = []  # the rate used in each epoch
+
+    def on_epoch_end(self, state: train.FitState) -> bool:
+        if self.scheduler is None:  # the optimizer exists only once fit() has started
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                state.opt, mode="max", factor=self.factor, patience=self.patience)
+        self.lrs.append(state.opt.param_groups[0]["lr"])
+        self.scheduler.step(state.rows[-1][self.monitor])
+        return False
+
+
+def compare_plateau(splits: data.Splits, cfg: EarlyStopConfig, device: str | torch.device = "auto") -> pd.DataFrame:
+    """Constant rate against the same rate with ReduceLROnPlateau, one seed, same budget: the final
+    validation and test accuracy, the final rate, and the (1-based) epochs that started with a cut rate."""
+    fit_splits, test_splits = holdout(splits, cfg.n_val)
+    rows = []
+    for name in ("constant", "ReduceLROnPlateau"):
+        env.seed_everything(cfg.seeds[0])
+        model = models.MLP(width=cfg.width, num_classes=len(splits.classes))
+        plateau = PlateauCallback()
+        fit = train.fit(model, fit_splits, epochs=cfg.max_epochs, lr=cfg.lr, seed=cfg.seeds[0], device=device,
+                        callbacks=[plateau] if name != "constant" else [], progress=False)
+        _, test_acc = train.evaluate(model, test_splits.X_test, test_splits.y_test)
+        lrs = plateau.lrs or [cfg.lr] * len(fit.history)
+        rows.append({"variant": name, "final_val_acc": fit.history["test_acc"].iloc[-1], "test_acc": test_acc,
+                     "final_lr": lrs[-1], "rate_cut_in_epochs": [e + 1 for e in range(1, len(lrs)) if lrs[e] < lrs[e - 1]]})
+    return pd.DataFrame(rows).set_index("variant")
 
 
 @dataclass
