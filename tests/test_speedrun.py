@@ -178,9 +178,8 @@ def test_fit_claim_recovers_an_exact_formula():
 def test_code_hash_is_stable_and_changes_with_the_code():
     assert sr.code_hash() == sr.code_hash() and len(sr.code_hash()) == 12
     assert sr.code_hash(["def f(): return 1"]) != sr.code_hash(["def f(): return 2"])
-    import inspect
-    import importlib
-    sources = [inspect.getsource(importlib.import_module(m)) for m in sr.CODE_MODULES]
+    sources = list(sr.loaded_sources())
+    assert len(sources) == len(sr.CODE_MODULES) and "def train_run" in sources[0]
     assert sr.code_hash(sources) == sr.code_hash()
     assert sr.code_hash(sources[:-1] + [sources[-1] + "\n# edited"]) != sr.code_hash()
 

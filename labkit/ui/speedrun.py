@@ -29,14 +29,16 @@ def plot_runs(entries: list[dict], target_acc: float) -> Figure:
         hist = e["history"]
         if len(hist):
             line, = ax.plot(hist["train_time_s"], 100 * hist["test_acc"], marker=".", label=f"#{e['run']} {e['label']}")
-            if e["time_to_target_s"] is not None:
-                ax.plot([e["time_to_target_s"]], [100 * target_acc], marker="o", markersize=9, mfc="none",
+            if e["time_to_target_s"] is not None:  # circle the evaluation that first reached the target
+                hit = hist[hist["train_time_s"] == e["time_to_target_s"]]
+                ax.plot(hit["train_time_s"], 100 * hit["test_acc"], marker="o", markersize=10, mfc="none",
                         color=line.get_color())
     ax.axhline(100 * target_acc, color="grey", linestyle="--", linewidth=1, label="target")
     ax.set(xlabel="training seconds (evaluation off the clock)", ylabel="test accuracy (%)",
            title="Every run so far: the circle marks time to target")
-    low = min([100 * e["history"]["test_acc"].min() for e in entries if len(e["history"])] or [50])
-    ax.set_ylim(max(low - 2, 100 * target_acc - 25), 100)
+    accs = [100 * e["history"]["test_acc"] for e in entries if len(e["history"])]
+    low, high = (min(a.min() for a in accs), max(a.max() for a in accs)) if accs else (50, 100)
+    ax.set_ylim(max(low - 2, 100 * target_acc - 25), min(100, max(high, 100 * target_acc) + 2))
     ax.grid(alpha=0.3)
     if entries:
         ax.legend(fontsize=7, loc="lower right")
@@ -63,6 +65,8 @@ def plot_ablation(gains: list[dict], target_acc: float) -> Figure:
             ax_t.barh(y, t, xerr=g["ttt_std_s"], capsize=3, color="tab:blue")
             gain = g.get("marginal_gain")
             label = f"{t:.1f} s" + (f"  ({gain:.2f}× vs row above)" if gain else "")
+            if g["reached"].split("/")[0] != g["reached"].split("/")[1]:
+                label += f", {g['reached']} seeds reached it"
             ax_t.annotate(label, (t + g["ttt_std_s"], y), xytext=(4, -3), textcoords="offset points", fontsize=8)
         ax_a.barh(y, 100 * g["accuracy"], xerr=g["acc_std_pt"], capsize=3, color="tab:green")
     for ax in (ax_t, ax_a):
@@ -72,7 +76,7 @@ def plot_ablation(gains: list[dict], target_acc: float) -> Figure:
     longest = max([g["time_to_target_s"] + g["ttt_std_s"] for g in gains
                    if not g.get("skipped") and g["time_to_target_s"] is not None
                    and not math.isnan(g["time_to_target_s"])] or [1])
-    ax_t.set_xlim(0, longest * 1.6)
+    ax_t.set_xlim(0, longest * 2.3)  # room for the labels
     ax_t.set(xlabel="seconds to target (mean ± std over seeds)",
              title=f"Time to {100 * target_acc:.0f} % test accuracy, switches added top to bottom")
     accs = [100 * g["accuracy"] for g in gains if not g.get("skipped")]
@@ -170,17 +174,22 @@ class SpeedrunPanel:
             result = sr.train_run(cfg, self.splits, self.source, seed, device=self.device, callbacks=[self])
         finally:
             self._set_running(False)
-        entry = {"run": len(self.entries) + 1, "label": "+".join(switches) or "naive", "seed": seed,
+        entry = self.add(result, echo=echo)
+        self.status.value = "stopped: the run so far is kept" if result.fit.interrupted else "done"
+        return entry
+
+    def add(self, result: sr.Run, echo: bool = True) -> dict:
+        """Put a finished run (from here or from `sr.train_run`) on the leaderboard and redraw."""
+        switches = sr.switches_on(sr.SpeedrunConfig(**result.config))
+        entry = {"run": len(self.entries) + 1, "label": "+".join(switches) or "naive", "seed": result.seed,
                  "time_to_target_s": result.time_to_target_s, "final_acc": result.final_acc,
                  "train_time_s": result.fit.train_time_s, "interrupted": result.fit.interrupted,
                  "skipped": sorted(result.skipped), "history": result.fit.history,
                  "config": result.config, "code_hash": sr.code_hash()}
         self.entries.append(entry)
-        self.status.value = "stopped: the run so far is kept" if result.fit.interrupted else "done"
         self.redraw()
-        summary = entry_text(entry, self.cfg.target_acc)
         if echo:
-            print(summary)
+            print(entry_text(entry, self.cfg.target_acc))
         return entry
 
     def leaderboard(self) -> pd.DataFrame:
@@ -197,7 +206,8 @@ class SpeedrunPanel:
         return self._stop.is_set()
 
     def on_epoch_end(self, state) -> bool:
-        self.status.value = f"epoch {state.rows[-1]['epoch']:.1f}: test accuracy {100 * state.rows[-1]['test_acc']:.1f} %"
+        last = state.rows[-1]
+        self.status.value = f"epoch {last['epoch']:.1f}: test accuracy {100 * last['test_acc']:.1f} %"
         return self._stop.is_set()
 
     def stop(self) -> None:
