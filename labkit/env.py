@@ -6,6 +6,8 @@ import os
 import platform
 import random
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import TypeVar
@@ -87,6 +89,17 @@ def set_threads(n: int | None) -> int:
             raise LabkitError(f"threads={n} must be at least 1.")
         torch.set_num_threads(n)
     return torch.get_num_threads()
+
+
+@contextmanager
+def cpu_threads(n: int) -> Iterator[int]:
+    """Run the block with `n` intra-op CPU threads, then restore the previous count."""
+    before = torch.get_num_threads()
+    set_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(before)
 
 
 @cache

@@ -52,3 +52,12 @@ def test_report_has_the_doctor_fields():
         assert key in info
     assert info["peak_gflops_cpu_fp32"] > 0
     assert "torch" in env.report_text(info)
+
+
+def test_cpu_threads_restores_the_count():
+    import torch
+
+    before = torch.get_num_threads()
+    with env.cpu_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before

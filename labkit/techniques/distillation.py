@@ -23,7 +23,6 @@ Headline (`labkit bench distillation`), measured in one run on this machine:
 from __future__ import annotations
 
 import statistics
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -242,17 +241,6 @@ def check_distilled(distilled_agreement: float, scratch_agreement: float, soft_t
 
 # ----------------------------------------------------------------------------- measurement
 
-@contextmanager
-def cpu_threads(n: int):
-    """Run the block with `n` intra-op CPU threads, then restore the previous count."""
-    before = torch.get_num_threads()
-    env.set_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def macs_per_image(model: nn.Module) -> int:
     """Multiply-adds of one forward pass on one 28×28 image, counted over its Conv2d and Linear layers."""
     total = 0
@@ -301,7 +289,7 @@ def compare_students(splits: data.Splits, soft_all: torch.Tensor, y_train: torch
     """
     labelled = y_train >= 0
     out: dict[str, list[float]] = {"scratch": [], "distilled": [], "agree_scratch": [], "agree_distilled": []}
-    with cpu_threads(cfg.train_threads):
+    with env.cpu_threads(cfg.train_threads):
         for seed in cfg.seeds:
             for name in ("scratch", "distilled"):
                 env.seed_everything(seed)  # same initial weights for both students
@@ -321,7 +309,7 @@ def hard_pseudo_label_students(splits: data.Splits, soft_all: torch.Tensor, y_tr
     for every unlabelled image: the teacher's extra labels without its soft probabilities."""
     y_pseudo = torch.where(y_train >= 0, y_train, soft_all.argmax(1).to(y_train.device))
     accs = []
-    with cpu_threads(cfg.train_threads):
+    with env.cpu_threads(cfg.train_threads):
         for seed in cfg.seeds:
             env.seed_everything(seed)
             student = models.MLP(width=cfg.student_width, num_classes=soft_all.shape[1]).to(splits.X_train.device)

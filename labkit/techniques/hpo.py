@@ -173,17 +173,6 @@ def check_config(cfg: SearchConfig) -> None:
 
 # ----------------------------------------------------------------------------- one trial
 
-@contextmanager
-def cpu_threads(n: int):
-    """Run the block with `n` intra-op CPU threads, then restore the previous count."""
-    before = torch.get_num_threads()
-    env.set_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def validation_split(splits: data.Splits, fraction: float = 0.2, seed: int = 0) -> data.Splits:
     """Train on (1 − fraction) of the training images and score on the rest: the test set stays unseen."""
     if not 0 < fraction < 1:
@@ -295,7 +284,7 @@ def search(method: str, splits: data.Splits, cfg: SearchConfig, seed: int = 0) -
             raise optuna.TrialPruned()
         return curve[-1]
 
-    with quiet_optuna(), cpu_threads(cfg.threads):
+    with quiet_optuna(), env.cpu_threads(cfg.threads):
         study = optuna.create_study(direction="maximize", sampler=make_sampler(method, cfg.space, seed),
                                     pruner=make_pruner(method))
         while spent < budget:
@@ -384,7 +373,7 @@ def ablation(params: dict, splits: data.Splits, cfg: SearchConfig, seed: int = 0
     """
     check_space(cfg.space)
     out = {}
-    with cpu_threads(cfg.threads):
+    with env.cpu_threads(cfg.threads):
         for name, p in cfg.space.items():
             accs = {v: 100 * train_trial(params | {name: v}, splits, cfg.epochs, seed, cfg=cfg)[-1] for v in p.grid}
             out[name] = {"accs": accs, "spread_pt": max(accs.values()) - min(accs.values())}
@@ -420,7 +409,7 @@ def compare(cfg: SearchConfig, splits: data.Splits, run_mode: str = "full",
     for seed in cfg.seeds:
         for m in methods:
             runs[m][seed] = search(m, search_splits, cfg, seed)
-    with cpu_threads(cfg.threads):
+    with env.cpu_threads(cfg.threads):
         for seed in cfg.seeds:
             for m in methods:
                 test_acc[m][seed] = 100 * train_trial(best_params(runs[m][seed]), splits, cfg.epochs, seed, cfg=cfg)[-1]
