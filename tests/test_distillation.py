@@ -253,3 +253,33 @@ def test_soft_labels_check():
     with pytest.raises(Hint, match="logits"):
         check.soft_labels(lambda teacher, X, T: teacher.eval()(X).detach())
     assert "not attempted" in check.soft_labels(lambda *args: None)
+
+
+# --- the optional chain ------------------------------------------------------------------------
+
+def test_pareto_front_keeps_the_undominated():
+    from labkit.results import ResultCard
+    card = ResultCard([{"variant": "a", "accuracy": 0.9, "latency_ms": 10.0},
+                       {"variant": "b", "accuracy": 0.8, "latency_ms": 1.0},
+                       {"variant": "c", "accuracy": 0.8, "latency_ms": 5.0},   # b is as good and cheaper
+                       {"variant": "d", "accuracy": 0.95, "latency_ms": 20.0}])
+    assert kd.pareto_front(card) == ["a", "b", "d"]
+
+
+def test_chain_prunes_quantizes_and_shrinks(tiny_splits, monkeypatch):
+    import dataclasses
+    cfg = dataclasses.replace(kd.config_for("smoke"), steps=40, batch_size=64, student_width=32, latency_rounds=1)
+    torch.manual_seed(0)
+    teacher = models.MLP(width=128, num_classes=4)
+    train.fit(teacher, tiny_splits, epochs=3, lr=0.05, batch_size=64, device="cpu", progress=False)
+    soft = kd.teacher_logits(teacher.eval(), tiny_splits.X_train)
+    mlp = models.MLP
+    monkeypatch.setattr(kd.models, "MLP", lambda width: mlp(width=width, num_classes=4))  # the tiny task: 4 classes
+    card = kd.chain(teacher, tiny_splits.X_train, tiny_splits.y_train, soft, tiny_splits, cfg)
+    assert card.variants == ["teacher", "student, distilled", "+ pruned 70%", "+ int8"]
+    rows = {r["variant"]: r for r in card.rows}
+    assert rows["+ pruned 70%"]["nonzero_weights"] < 0.35 * rows["student, distilled"]["nonzero_weights"]
+    assert rows["+ int8"]["size_mb"] < rows["+ pruned 70%"]["size_mb"] < rows["student, distilled"]["size_mb"]
+    assert rows["+ int8"]["accuracy"] > 0.8 and all(r["latency_ms"] > 0 for r in card.rows)
+    assert "+ int8" in kd.pareto_front(card, "size_mb")
+    assert kd_ui.plot_pareto(card).axes[0].get_xscale() == "log"

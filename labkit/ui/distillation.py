@@ -91,6 +91,29 @@ def plot_students(card: ResultCard) -> Figure:
     return fig
 
 
+def plot_pareto(card: ResultCard) -> Figure:
+    """Accuracy against latency (batch 64) and against size on disk, one point per step of the chain;
+    the Pareto front (no other point is both more accurate and cheaper) joined by a line."""
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    for ax, cost, label in zip(fig.subplots(1, 2), ("latency_ms", "size_mb"),
+                               ("latency at batch 64 (ms, log scale)", "size on disk (MB, log scale)")):
+        for i, row in enumerate(card.rows):  # labels staggered up and down: neighbours often coincide
+            ax.scatter(row[cost], 100 * row["accuracy"], s=50, zorder=3)
+            ax.annotate(row["variant"], (row[cost], 100 * row["accuracy"]), textcoords="offset points",
+                        xytext=(6, (8 + 7 * (i // 2)) * (1 if i % 2 == 0 else -1.6)), fontsize=8,
+                        arrowprops={"arrowstyle": "-", "color": "grey", "linewidth": 0.5})
+        front = sorted((r for r in card.rows if r["variant"] in kd.pareto_front(card, cost)), key=lambda r: r[cost])
+        ax.plot([r[cost] for r in front], [100 * r["accuracy"] for r in front], color="grey", linestyle="--",
+                linewidth=1, label="Pareto front", zorder=2)
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("test accuracy (%)")
+        ax.margins(x=0.25, y=0.15)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
 def summary_text(logits: torch.Tensor, labels: torch.Tensor, classes: tuple[str, ...], temperature: float) -> str:
     """One line per image: top two classes with their probabilities at T, and the entropy."""
     lines = [f"T = {temperature:g}:"]
