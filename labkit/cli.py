@@ -90,7 +90,8 @@ def cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         for name, module in zip(names, modules):
             if run_all:
-                print(f"[{len(reports) + len(failed) + 1}/{len(names)}] {name} ({mode} mode) …", file=sys.stderr, flush=True)
+                done = len(reports) + len(failed)
+                print(f"[{done + 1}/{len(names)}] {name} ({mode} mode) …", file=sys.stderr, flush=True)
             try:
                 report = module.headline(mode)
             except LabkitError as error:
@@ -151,6 +152,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return subprocess.call(command, cwd=ROOT)
 
 
+def cmd_coursemap(args: argparse.Namespace) -> int:
+    from labkit import coursemap
+
+    if args.measure:
+        coursemap.measure(args.names or None, tuple(args.modes))
+    if args.readme:
+        coursemap.update_readme()
+    print(coursemap.markdown())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="labkit", description="Measure what makes deep-learning training faster.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -170,6 +182,11 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("notebook", nargs="?", default="00_welcome", help="a notebook name or path, e.g. 07_pruning")
     demo.add_argument("--port", type=int, default=8866)
     demo.add_argument("--no-browser", action="store_true")
+    course = sub.add_parser("coursemap", help="the course map with measured notebook times (--measure re-times them)")
+    course.add_argument("names", nargs="*", help="notebooks to re-time (default: all)")
+    course.add_argument("--measure", action="store_true", help="run the notebooks and record their wall times")
+    course.add_argument("--modes", nargs="+", choices=("smoke", "full"), default=["smoke", "full"])
+    course.add_argument("--readme", action="store_true", help="also rewrite the course map in README.md")
     report_p = sub.add_parser("report", help="rebuild results/report.md from the results files")
     report_p.add_argument("--results", nargs="+", help="results CSV files (default: every results/*.csv)")
     report_p.add_argument("--out", help="folder for report.md and its plots (default: results/)")
@@ -197,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command == "coursemap":
+            return cmd_coursemap(args)
         return cmd_bench(args, argv)
     except LabkitError as error:
         print(f"labkit: {error}", file=sys.stderr)

@@ -54,3 +54,9 @@ def test_demo_refuses_an_unknown_notebook_in_one_line():
     out = labkit("demo", "99_nothing", "--no-browser")
     assert out.returncode == 2 and "choose one of" in out.stderr and "00_welcome" in out.stderr
     assert out.stderr.strip().count("\n") == 0
+
+
+def test_coursemap_prints_the_measured_table():
+    out = labkit("coursemap")
+    assert out.returncode == 0, out.stderr
+    assert "`11_speedrun`" in out.stdout and "| smoke | full |" in out.stdout and "measured on" in out.stdout
