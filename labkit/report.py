@@ -23,7 +23,6 @@ REFERENCE_DIR = Path(__file__).resolve().parent.parent / "data" / "reference"
 # The column a bench's plot shows, first one present wins; True where smaller is better.
 PLOT_METRICS = (("time_to_target_s", True), ("train_time_s", True), ("latency_ms", True),
                 ("images_per_s", False), ("accuracy", False))
-RUN_KEYS = ["bench", "mode", "machine", "time"]
 
 
 def machine_label(host: object, cpu: object, gpu: object, source: str = "measured") -> str:

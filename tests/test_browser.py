@@ -34,13 +34,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory):
-    """A throw-away JupyterLab on a free 127.0.0.1 port, serving a copy of the notebooks."""
+def _require_chromium() -> None:
+    """Skip without Debian's Chromium outside CI; in CI (CI=true) a missing Chromium is a failure."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail("Chromium is missing in CI: `make test` should have installed Debian's chromium")
         pytest.skip("Debian's chromium is not installed (sudo apt-get install chromium)")
+
+
+def _stop(server: subprocess.Popen, log) -> None:
+    server.terminate()
+    try:
+        server.wait(15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    """A throw-away JupyterLab on a free 127.0.0.1 port, serving a copy of the notebooks."""
+    _require_chromium()
     base = tmp_path_factory.mktemp("lab")
     served = base / "notebooks"
     shutil.copytree(ROOT / "notebooks", served)  # autosave writes outputs: never into the repo
@@ -71,12 +85,7 @@ def lab(tmp_path_factory):
                 pytest.fail(f"JupyterLab did not start: see {base / 'jupyter.log'}")
             time.sleep(0.5)
     yield url, token
-    server.terminate()
-    try:
-        server.wait(15)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    log.close()
+    _stop(server, log)
 
 
 def test_welcome_panel_runs_and_reacts_in_the_browser(lab, tmp_path):
@@ -144,10 +153,7 @@ def test_voila_dashboard_serves_a_notebook_and_its_widget_reacts(tmp_path):
     bit-width explorer's summary must change."""
     from playwright.sync_api import expect, sync_playwright
 
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing in CI: `make test` should have installed Debian's chromium")
-        pytest.skip("Debian's chromium is not installed (sudo apt-get install chromium)")
+    _require_chromium()
     port = _free_port()
     env = {**os.environ, "LABKIT_MODE": "smoke", "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
            "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "LABKIT_RESULTS_DIR": str(tmp_path / "results")}
@@ -187,9 +193,4 @@ def test_voila_dashboard_serves_a_notebook_and_its_widget_reacts(tmp_path):
             finally:
                 context.close()
     finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+        _stop(server, log)
