@@ -149,7 +149,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         command.append("--no-browser")
     print(f"Serving {notebook.name} with Voilà on 127.0.0.1:{args.port}; open the URL with the token that it prints "
           "(the notebook runs top to bottom first; Ctrl-C stops the server).", flush=True)
-    return subprocess.call(command, cwd=ROOT)
+    os.chdir(ROOT)
+    os.execv(voila, command)  # become the Voilà server: a stop signal reaches it (and its kernels) directly
 
 
 def cmd_coursemap(args: argparse.Namespace) -> int:
