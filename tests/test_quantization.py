@@ -8,7 +8,7 @@ from labkit.exercises import Hint
 from labkit.exercises import quantization as check
 from labkit.techniques import quantization as quant
 
-TINY = quant.QuantConfig(width=64, depth=1, epochs=2, calib_batches=2, qat_bits=2, qat_epochs=1,
+TINY = quant.QuantConfig(width=64, depth=1, epochs=2, calib_batches=2, qat_bits=2, qat_epochs=1, qat_seeds=(1, 2),
                          min_run_time=0.05, time_static=False, sweep_widths=(32, 64))
 
 
@@ -120,10 +120,23 @@ def test_qat_prepare_fake_quantizes_and_refuses_bad_bits(trained):
         quant.qat_prepare(trained, 12)
 
 
-def test_ptq_vs_qat_reports_both(trained, tiny_splits):
+def test_ptq_vs_qat_runs_every_seed_and_computes_verdicts(trained, tiny_splits):
     out = quant.ptq_vs_qat(trained, tiny_splits, TINY)
-    assert {"fp32", "PTQ", "QAT", "qat_train_time_s", "fp32_train_time_s"} <= set(out)
-    assert all(0 <= out[k] <= 1 for k in ("fp32", "PTQ", "QAT"))
+    assert out["table"].index.tolist() == [1, 2]
+    assert out["table"][["fp32", "PTQ", "QAT"]].stack().between(0, 1).all()
+    quant.check_qat(out["qat_model"], TINY.qat_bits)
+    gain = out["qat_vs_ptq"]
+    assert gain.diffs == pytest.approx(tuple(100 * (out["table"]["QAT"] - out["table"]["PTQ"])))
+    assert gain.verdict in ("higher", "lower", "within noise")
+
+
+def test_check_qat_catches_a_model_without_fake_quantization(trained):
+    with pytest.raises(LabkitError, match="plain Linear"):
+        quant.check_qat(trained, 2)
+    fq = quant.qat_prepare(trained, 4)
+    quant.check_qat(fq, 4)
+    with pytest.raises(LabkitError, match="levels"):
+        quant.check_qat(fq, 2)  # 4-bit weights have more than 2^2 levels per row
 
 
 def test_legacy_path_returns_its_warnings(trained):

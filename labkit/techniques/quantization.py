@@ -34,10 +34,11 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 
+import pandas as pd
 import torch
 from torch import nn
 
-from labkit import bench, data, env, models, train
+from labkit import bench, data, env, models, stats, train
 from labkit.errors import LabkitError
 from labkit.results import BenchReport, ResultCard
 
@@ -52,6 +53,7 @@ class QuantConfig:
     qat_bits: int = 2             # weight bits for PTQ vs QAT (at 8 and 4 bits PTQ loses little here)
     qat_epochs: int = 1           # QAT fine-tuning epochs, starting from the fp32 model
     qat_lr: float = 0.002         # QAT fine-tuning learning rate
+    qat_seeds: tuple[int, ...] = (1, 2, 3)  # fine-tuning seeds for PTQ vs QAT: the verdict is over these
     threads: int = 2              # CPU threads for every latency measurement
     min_run_time: float = 0.5     # seconds of timing per latency measurement
     time_static: bool = True      # also compile and time static int8 (two more compilations)
@@ -60,7 +62,8 @@ class QuantConfig:
 
 
 def config_for(run_mode: str) -> QuantConfig:
-    return env.pick(smoke=QuantConfig(width=512, epochs=2, calib_batches=4, min_run_time=0.1, time_static=False,
+    return env.pick(smoke=QuantConfig(width=512, epochs=2, calib_batches=4, qat_seeds=(1, 2), min_run_time=0.1,
+                                      time_static=False,
                                       sweep_widths=(256, 512)),
                     full=QuantConfig(), run_mode=run_mode)
 
@@ -251,18 +254,42 @@ def qat_prepare(model: nn.Module, bits: int) -> nn.Module:
     return q
 
 
+def check_qat(model: nn.Module, bits: int) -> None:
+    """Raise unless every Linear computes with weights rounded to at most 2^bits levels per row."""
+    linears = [(name, layer) for name, layer in model.named_modules() if isinstance(layer, nn.Linear)]
+    for name, layer in linears:
+        fake = getattr(layer, "weight_fake_quantizer", None)
+        if fake is None:
+            raise LabkitError(f"layer {name!r} is a plain Linear: QAT's fake quantization did not take effect.")
+        with torch.no_grad():
+            levels = max(len(row.unique()) for row in fake(layer.weight))
+        if levels > 2 ** bits:
+            raise LabkitError(f"layer {name!r} computes with {levels} weight levels in a row, more than 2^{bits}.")
+
+
 def ptq_vs_qat(model: nn.Module, splits: data.Splits, cfg: QuantConfig, progress: bool = False) -> dict:
-    """Accuracy at cfg.qat_bits-bit weights, both after the same extra fine-tuning epochs:
-    fine-tuned in fp32 then quantized (PTQ), or fine-tuned with fake quantization in the loop (QAT)."""
-    tuned = copy.deepcopy(model)
-    plain = train.fit(tuned, splits, epochs=cfg.qat_epochs, lr=cfg.qat_lr, device="cpu", seed=cfg.seed + 1,
-                      progress=progress)
-    ptq = qat_prepare(tuned, cfg.qat_bits).eval()  # fake quantization, no training: what PTQ computes
-    qat = qat_prepare(model, cfg.qat_bits)
-    fit = train.fit(qat, splits, epochs=cfg.qat_epochs, lr=cfg.qat_lr, device="cpu", seed=cfg.seed + 1,
-                    progress=progress)
-    return {"fp32": accuracy(tuned, splits), "PTQ": accuracy(ptq, splits), "QAT": accuracy(qat.eval(), splits),
-            "fp32_train_time_s": plain.train_time_s, "qat_train_time_s": fit.train_time_s, "qat_model": qat}
+    """Accuracy at cfg.qat_bits-bit weights, both after the same extra fine-tuning epochs, once per seed in
+    cfg.qat_seeds (the seed orders the fine-tuning batches): fine-tuned in fp32 then quantized (PTQ), or
+    fine-tuned with fake quantization in the loop (QAT). Returns one row per seed and the paired verdicts."""
+    rows, qat_model = [], None
+    for seed in cfg.qat_seeds:
+        tuned = copy.deepcopy(model)
+        plain = train.fit(tuned, splits, epochs=cfg.qat_epochs, lr=cfg.qat_lr, device="cpu", seed=seed,
+                          progress=progress)
+        ptq = qat_prepare(tuned, cfg.qat_bits).eval()  # fake quantization, no training: what PTQ computes
+        qat = qat_prepare(model, cfg.qat_bits)
+        fit = train.fit(qat, splits, epochs=cfg.qat_epochs, lr=cfg.qat_lr, device="cpu", seed=seed,
+                        progress=progress)
+        check_qat(qat, cfg.qat_bits)
+        rows.append({"seed": seed, "fp32": accuracy(tuned, splits), "PTQ": accuracy(ptq, splits),
+                     "QAT": accuracy(qat.eval(), splits), "fp32_train_time_s": plain.train_time_s,
+                     "qat_train_time_s": fit.train_time_s})
+        qat_model = qat_model or qat
+    table = pd.DataFrame(rows).set_index("seed")
+    pct = {k: (100 * table[k]).tolist() for k in ("fp32", "PTQ", "QAT")}
+    return {"table": table, "qat_model": qat_model,
+            "qat_vs_ptq": stats.paired(pct["QAT"], pct["PTQ"], "QAT", "PTQ", "pt"),
+            "ptq_vs_fp32": stats.paired(pct["PTQ"], pct["fp32"], "PTQ", "fp32", "pt")}
 
 
 def accuracy(model: nn.Module, splits: data.Splits) -> float:
