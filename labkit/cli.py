@@ -12,16 +12,15 @@ import time
 from pathlib import Path
 
 from labkit.errors import LabkitError
+from labkit.paths import NOTEBOOK_DIR, REFERENCE_DIR, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-REFERENCE_DIR = ROOT / "data" / "reference"
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from labkit import env
+    from labkit import doctor
 
-    info = env.report()
-    print(json.dumps(info, indent=2) if args.json else env.report_text(info))
+    info = doctor.report()
+    print(json.dumps(info, indent=2) if args.json else doctor.report_text(info))
     return 0
 
 
@@ -138,11 +137,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise LabkitError("Voilà is not installed here: run `make demo` from the labkit folder.")
     notebook = Path(args.notebook)
     if not notebook.is_absolute():
-        candidates = [ROOT / notebook, ROOT / "notebooks" / notebook, ROOT / "notebooks" / f"{notebook}.ipynb"]
-        candidates += sorted((ROOT / "notebooks").glob(f"{notebook}*.ipynb"))
+        candidates = [ROOT / notebook, NOTEBOOK_DIR / notebook, NOTEBOOK_DIR / f"{notebook}.ipynb"]
+        candidates += sorted(NOTEBOOK_DIR.glob(f"{notebook}*.ipynb"))
         notebook = next((c for c in candidates if c.is_file()), notebook)
     if not notebook.is_file():
-        choices = ", ".join(p.stem for p in sorted((ROOT / "notebooks").glob("*.ipynb")))
+        choices = ", ".join(p.stem for p in sorted(NOTEBOOK_DIR.glob("*.ipynb")))
         raise LabkitError(f"No notebook {args.notebook!r}: choose one of {choices}.")
     command = [voila, str(notebook), "--Voila.ip=127.0.0.1", f"--port={args.port}", "--token"]
     if args.no_browser:

@@ -18,10 +18,8 @@ from pathlib import Path
 
 from labkit import env
 from labkit.errors import LabkitError
+from labkit.paths import COURSE_TIMES_FILE, NOTEBOOK_DIR, README
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK_DIR = ROOT / "notebooks"
-TIMES_FILE = ROOT / "data" / "course_times.json"
 
 # notebook → (what it teaches, what it needs beyond `make lab`)
 COURSE: dict[str, tuple[str, str]] = {
@@ -103,7 +101,7 @@ def run_notebook(name: str, mode: str, timeout_s: int = 1200) -> float:
 
 
 def measure(names: list[str] | None = None, modes: tuple[str, ...] = ("smoke", "full"),
-            path: Path = TIMES_FILE) -> dict:
+            path: Path = COURSE_TIMES_FILE) -> dict:
     """Time the notebooks in each mode and merge the times into `path` (written after each notebook,
     so an interrupted run keeps what it measured)."""
     record = load(path) if path.exists() else {"notebooks": {}}
@@ -118,7 +116,7 @@ def measure(names: list[str] | None = None, modes: tuple[str, ...] = ("smoke", "
     return record
 
 
-def load(path: Path = TIMES_FILE) -> dict:
+def load(path: Path = COURSE_TIMES_FILE) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as error:
@@ -132,7 +130,7 @@ def duration(seconds: float | None) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
-def markdown(path: Path = TIMES_FILE) -> str:
+def markdown(path: Path = COURSE_TIMES_FILE) -> str:
     """The course map as a Markdown table, times from `path`, with where they were measured."""
     record = load(path)
     times = record["notebooks"]
@@ -148,11 +146,10 @@ def markdown(path: Path = TIMES_FILE) -> str:
     return "\n".join(lines)
 
 
-README = ROOT / "README.md"
 START, END = "<!-- course-map:start -->", "<!-- course-map:end -->"
 
 
-def update_readme(path: Path = README, times: Path = TIMES_FILE) -> None:
+def update_readme(path: Path = README, times: Path = COURSE_TIMES_FILE) -> None:
     """Put the current course map between the README's course-map markers."""
     text = path.read_text()
     if START not in text or END not in text:

@@ -16,9 +16,9 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from labkit import env
+from labkit.paths import DATA_DIR, SUMS_FILE
 from labkit.errors import LabkitError
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SUBSET_FILE = DATA_DIR / "fashion_mnist" / "fashion_mnist_subset.npz"
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")  # where Debian's package installs the originals
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -58,7 +58,7 @@ def sha256(path: Path) -> str:
 
 def expected_sums(sums_file: Path | None = None) -> dict[str, str]:
     """The checksums in data/SHA256SUMS, keyed by path relative to data/."""
-    sums_file = sums_file or DATA_DIR / "SHA256SUMS"
+    sums_file = sums_file or SUMS_FILE
     if not sums_file.exists():
         raise LabkitError(f"{sums_file} is missing: restore it with `git checkout data/`.")
     sums = {}

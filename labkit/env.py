@@ -1,4 +1,4 @@
-"""The machine and the run: device choice, threads, seeds, run mode, and the environment report."""
+"""The machine and the run: device choice, threads, seeds, run mode, CPU facts and the machine stamp."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from labkit import paths
 from labkit.errors import LabkitError
 
 MODES = ("smoke", "full")
@@ -153,7 +154,7 @@ def git_commit() -> str:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
+            cwd=paths.ROOT,
             capture_output=True, text=True, timeout=5,
         )
         return out.stdout.strip() or "unknown"
@@ -175,36 +176,3 @@ def machine() -> dict:
         "python": platform.python_version(),
         "commit": git_commit(),
     }
-
-
-def report() -> dict:
-    """Everything `labkit doctor` shows, as a dict."""
-    from labkit import bench  # bench imports env; imported here to keep the one-way order
-
-    gpu = gpu_info()
-    flags = cpu_flags()
-    return {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "simd": ", ".join(f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16") if f in flags) or "unknown",
-        "cpu_bf16_units": cpu_has_bf16_units(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "device": device().type,
-        "gpu": gpu,
-        "mode": mode(),
-        "peak_gflops_cpu_fp32": round(bench.cpu_peak_gflops(), 1),
-        "peak_gflops_gpu_fp32": round(bench.gpu_peak_gflops(), 1) if gpu else None,
-    }
-
-
-def report_text(info: dict | None = None) -> str:
-    """The environment report as aligned lines of text."""
-    info = report() if info is None else info
-    lines = []
-    for key, value in info.items():
-        if isinstance(value, dict):
-            value = ", ".join(f"{k}={v}" for k, v in value.items())
-        lines.append(f"{key:<22} {value}")
-    return "\n".join(lines)

@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 
 from labkit import results
 from labkit.errors import LabkitError
+from labkit.paths import REFERENCE_DIR
 
-REFERENCE_DIR = Path(__file__).resolve().parent.parent / "data" / "reference"
 # The column a bench's plot shows, first one present wins; True where smaller is better.
 PLOT_METRICS = (("time_to_target_s", True), ("train_time_s", True), ("latency_ms", True),
                 ("images_per_s", False), ("accuracy", False))

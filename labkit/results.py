@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
 import json
 import math
@@ -13,9 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from filelock import FileLock
 
 from labkit import env
 from labkit.errors import LabkitError
+from labkit.paths import RESULTS_DIR
 
 # The card's columns, in order. Not every experiment fills every column.
 COLUMNS = ("variant", "accuracy", "train_time_s", "time_to_target_s", "epochs_to_target", "images_per_s",
@@ -24,7 +25,6 @@ COLUMNS = ("variant", "accuracy", "train_time_s", "time_to_target_s", "epochs_to
 SMALLER_IS_BETTER = ("train_time_s", "time_to_target_s", "epochs_to_target", "latency_ms", "latency_b1_ms", "size_mb",
                      "peak_mem_mb", "params")
 RATIO_NOTE = "× columns: baseline / variant for times and sizes (above 1 is better); Δpt: accuracy difference in points."
-RESULTS_DIR = Path(os.environ.get("LABKIT_RESULTS_DIR", Path(__file__).resolve().parent.parent / "results"))
 
 
 def row_from_fit(variant: str, fit, **extra) -> dict:
@@ -193,15 +193,12 @@ def append(report: BenchReport, path: Path | None = None) -> Path:
         writer.writerow([stamp, report.name, report.mode, row["variant"], m.get("host"), m.get("cpu"),
                          m.get("device"), m.get("gpu"), m.get("torch"), m.get("commit"),
                          json.dumps(_jsonable(metrics)), json.dumps(_jsonable(report.config))])
-    with open(path, "a", newline="") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            if f.tell() == 0:
-                f.write(",".join(RESULT_FIELDS) + "\r\n")
-            f.write(buffer.getvalue())
-            f.flush()
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    # filelock works on every OS (fcntl is Unix-only); emptiness is decided under the lock, so two
+    # writers that create the file at the same moment write one header between them
+    with FileLock(str(path) + ".lock"), open(path, "a", newline="") as f:
+        if f.seek(0, os.SEEK_END) == 0:
+            f.write(",".join(RESULT_FIELDS) + "\r\n")
+        f.write(buffer.getvalue())
     return path
 
 

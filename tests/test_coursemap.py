@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from labkit import LabkitError, coursemap
+from labkit import LabkitError, coursemap, paths
 
 
 def test_every_notebook_is_on_the_map_with_measured_times():
@@ -14,7 +14,7 @@ def test_every_notebook_is_on_the_map_with_measured_times():
 
 
 def test_readme_shows_the_recorded_course_map():
-    text = coursemap.README.read_text()
+    text = paths.README.read_text()
     block = text.split(coursemap.START, 1)[1].split(coursemap.END, 1)[0].strip()
     assert block == coursemap.markdown().strip(), "README is stale: run `labkit coursemap --readme`"
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from labkit import LabkitError, data
+from labkit import LabkitError, data, paths
 
 
 def test_shipped_subset_is_balanced_normalised_and_verified():
@@ -44,7 +44,7 @@ def test_corrupted_file_names_the_file_and_the_fix(tmp_path, monkeypatch):
     with open(broken, "r+b") as f:
         f.seek(1000)
         f.write(b"\x00\x01\x02\x03")
-    shutil.copy(data.DATA_DIR / "SHA256SUMS", tmp_path / "SHA256SUMS")
+    shutil.copy(paths.SUMS_FILE, tmp_path / "SHA256SUMS")
     monkeypatch.setattr(data, "DATA_DIR", tmp_path)
     monkeypatch.setattr(data, "SUBSET_FILE", broken)
     with pytest.raises(LabkitError, match="corrupted.*labkit data build"):

@@ -60,6 +60,27 @@ def test_results_file_stays_whole_with_two_writers(tmp_path):
     assert frame.loc[frame["variant"] == results.HEADLINE_ROW, "speedup"].eq(2.0).all()
 
 
+def _write_after(barrier, path):
+    report = results.BenchReport("demo", "smoke", _card(), {"speedup": 2.0})
+    barrier.wait(60)
+    results.append(report, path)
+
+
+def test_writers_creating_the_file_at_once_write_one_header(tmp_path):
+    ctx = mp.get_context("spawn")
+    paths = [tmp_path / f"results{i}.csv" for i in range(3)]
+    barrier = ctx.Barrier(4 * len(paths))
+    writers = [ctx.Process(target=_write_after, args=(barrier, p)) for p in paths for _ in range(4)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join(120)
+    for path in paths:
+        lines = path.read_text().splitlines()
+        assert sum(line.startswith(results.RESULT_FIELDS[0] + ",") for line in lines) == 1
+        assert len(results.read(path)) == 4 * 3
+
+
 def test_reading_a_missing_results_file(tmp_path):
     with pytest.raises(LabkitError, match="labkit bench"):
         results.read(tmp_path / "none.csv")

@@ -7,6 +7,8 @@ Each module `labkit.techniques.<name>` defines `headline(mode=None) -> BenchRepo
 import importlib
 import pkgutil
 
+from labkit.errors import LabkitError
+
 
 def names() -> list[str]:
     """The benchmarks available to `labkit bench` (every module here with a `headline`)."""
@@ -19,8 +21,6 @@ def names() -> list[str]:
 
 def load(name: str):
     """The technique module `name`; a one-line error naming the choices when it does not exist."""
-    from labkit.errors import LabkitError
-
     if name not in names():
         raise LabkitError(f"No benchmark {name!r}: choose one of {', '.join(names())}.")
     module = importlib.import_module(f"{__name__}.{name}")

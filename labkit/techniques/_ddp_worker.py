@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 
 from labkit import data
-from labkit.techniques import ddp
+from labkit.techniques import _ddp_rank as ddp
 
 RANK = int(os.environ.get("RANK", 0))
 

@@ -35,19 +35,20 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
+import psutil
 import torch
-import torch.distributed as dist
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-from labkit import env, models
+from labkit import bench, env, models
 from labkit.errors import LabkitError
+from labkit.results import BenchReport, ResultCard
+# what each rank runs lives in _ddp_rank (lean imports for the ranks' start-up); shown from here
+from labkit.techniques._ddp_rank import (TwoDeviceMLP, bubble_fraction, make_replica, model_parallel_devices,  # noqa: F401
+                                        pipeline_stages, pipeline_step, rank_and_world, save_checkpoint,
+                                        shard_loader, timed_steps, train_replica)
 
-if TYPE_CHECKING:  # the ranks import this module: pandas (via results) would only slow their start
-    from labkit.results import BenchReport
 
 WORKER_MODULE = "labkit.techniques._ddp_worker"
 
@@ -73,180 +74,6 @@ class DDPConfig:
 def config_for(run_mode: str) -> DDPConfig:
     return env.pick(smoke=DDPConfig(window_steps=12, windows=2, warmup_steps=2, train_images=1024),
                     full=DDPConfig(), run_mode=run_mode)
-
-
-# ============================================================================ inside each rank
-# These functions run in the torchrun workers (see _ddp_worker.py); the notebook shows them.
-
-def rank_and_world() -> tuple[int, int]:
-    """This process's rank and the number of ranks (0 and 1 outside a process group)."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def shard_loader(X: torch.Tensor, y: torch.Tensor, batch_per_rank: int, seed: int, *, solo: bool = False) -> DataLoader:
-    """Each rank sees its own 1/world of every epoch: DistributedSampler deals out one shared
-    shuffled order (same `seed` on every rank) round-robin, rank r taking positions r, r+world, ...
-    solo=True: this process alone sees every example (the single-process reference)."""
-    rank, world = (0, 1) if solo else rank_and_world()
-    sampler = DistributedSampler(TensorDataset(X, y), num_replicas=world, rank=rank, shuffle=True,
-                                 seed=seed, drop_last=True)
-    return DataLoader(TensorDataset(X, y), batch_size=batch_per_rank, sampler=sampler, drop_last=True)
-
-
-def make_replica(seed: int, bucket_cap_mb: float = 25.0, device: str = "cpu", *, solo: bool = False) -> nn.Module:
-    """The same model on every rank (same seed), wrapped in DDP when there is more than one rank
-    (solo=True: a plain model for this process alone)."""
-    env.seed_everything(seed)
-    model = models.SmallCNN().to(device)
-    _, world = rank_and_world()
-    if world == 1 or solo:
-        return model  # one process: plain training, no wrapper, no communication
-    # DDP broadcasts rank 0's weights at construction and all-reduces gradients during backward,
-    # in buckets of `bucket_cap_mb`, so communication of early buckets overlaps the rest of backward.
-    return DDP(model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None,
-               bucket_cap_mb=bucket_cap_mb)
-
-
-def train_replica(model: nn.Module, train_loader: DataLoader, *, epochs: int, lr: float, momentum: float,
-                  log: Callable[[str], None] = print) -> dict:
-    """A plain training loop: identical to single-process code; DDP does its work inside backward()."""
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    device = next(model.parameters()).device
-    steps, start = 0, time.perf_counter()
-    for epoch in range(epochs):
-        train_loader.sampler.set_epoch(epoch)  # a new shuffled order each epoch, the same on every rank
-        for xb, yb in train_loader:
-            xb, yb = xb.to(device), yb.to(device)
-            loss = nn.functional.cross_entropy(model(xb), yb)
-            loss.backward()                    # DDP: gradients all-reduced (averaged) here
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            steps += 1
-        log(f"epoch {epoch + 1}/{epochs}: {steps} steps, last loss {loss.item():.3f}")
-    env.synchronize(device)
-    return {"steps": steps, "seconds": time.perf_counter() - start, "last_loss": loss.item()}
-
-
-def save_checkpoint(model: nn.Module, path: str | Path) -> None:
-    """Rank 0 writes the weights (all replicas are equal); the others wait at the barrier."""
-    rank, world = rank_and_world()
-    if rank == 0:
-        plain = model.module if isinstance(model, DDP) else model  # save the model, not the wrapper
-        torch.save(plain.state_dict(), path)
-    if world > 1:
-        dist.barrier()  # nobody reads the checkpoint before it is complete
-
-
-def timed_steps(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], opt: torch.optim.Optimizer,
-                steps: int, *, accum: int = 1, sync: bool = True) -> float:
-    """Seconds for `steps` training micro-steps. With DDP, `no_sync()` skips the all-reduce:
-    `sync=False` never communicates (the cost of computing alone); `accum=k` communicates on
-    every k-th micro-step only (gradient accumulation). A rank given steps=0 just waits (so one
-    rank can be timed alone while the others sit idle)."""
-    _, world = rank_and_world()
-    if world > 1:
-        dist.barrier()  # start the clock together
-    start = time.perf_counter()
-    for i in range(steps):
-        xb, yb = batches[i % len(batches)]
-        communicate = sync and (i + 1) % accum == 0
-        skip = model.no_sync() if (isinstance(model, DDP) and not communicate) else contextlib.nullcontext()
-        with skip:
-            loss = nn.functional.cross_entropy(model(xb), yb) / accum
-            loss.backward()
-        if (i + 1) % accum == 0:
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-    env.synchronize(next(model.parameters()).device)
-    seconds = time.perf_counter() - start
-    if world > 1:  # the step is as slow as the slowest rank
-        t = torch.tensor([seconds], device=next(model.parameters()).device)  # nccl needs it on the GPU
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        seconds = float(t.item())
-    return seconds
-
-
-# ============================================================================ model parallelism
-
-def pipeline_stages(width: int = 512) -> tuple[nn.Sequential, nn.Sequential]:
-    """An MLP cut into two halves of similar cost: the stages of a 2-device pipeline."""
-    stage0 = nn.Sequential(nn.Flatten(), nn.Linear(784, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU())
-    stage1 = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
-                           nn.Linear(width, 10))
-    return stage0, stage1
-
-
-def model_parallel_devices() -> tuple[str, str]:
-    """Two GPUs when there are two; otherwise both halves sit on the CPU (and nothing runs in parallel)."""
-    if torch.cuda.is_available() and torch.cuda.device_count() >= 2:
-        return "cuda:0", "cuda:1"
-    return "cpu", "cpu"
-
-
-class TwoDeviceMLP(nn.Module):
-    """Model parallelism: the first half on `dev0`, the second on `dev1`; activations cross between them."""
-
-    def __init__(self, width: int = 512, dev0: str = "cpu", dev1: str = "cpu"):
-        super().__init__()
-        self.dev0, self.dev1 = dev0, dev1
-        stage0, stage1 = pipeline_stages(width)
-        self.stage0, self.stage1 = stage0.to(dev0), stage1.to(dev1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.stage0(x.to(self.dev0))
-        return self.stage1(h.to(self.dev1))  # while stage1 works, stage0 waits: the pipeline bubble
-
-
-def bubble_fraction(stages: int, microbatches: int) -> float:
-    """GPipe's idle share with equal stages: (S − 1) / (M + S − 1) of every device's time."""
-    if stages < 1 or microbatches < 1:
-        raise LabkitError("stages and microbatches must both be at least 1.")
-    return (stages - 1) / (microbatches + stages - 1)
-
-
-def pipeline_step(stage: nn.Module, opt: torch.optim.Optimizer, X: torch.Tensor, y: torch.Tensor,
-                  microbatches: int, width: int) -> tuple[float, float]:
-    """One GPipe training step over 2 ranks; returns (seconds this rank computed, wall seconds).
-    Rank 0: forward every micro-batch and send its activation, then backward each returned gradient.
-    Rank 1: receive, forward, loss, backward, send the activation's gradient back."""
-    rank, _ = rank_and_world()
-    busy, sends, keep = 0.0, [], []
-    dist.barrier()
-    start = time.perf_counter()
-    if rank == 0:
-        outs = []
-        for xb in X.chunk(microbatches):
-            t = time.perf_counter()
-            a = stage(xb)
-            busy += time.perf_counter() - t
-            outs.append(a)
-            sends.append(dist.isend(a.detach(), dst=1))  # non-blocking: go on with the next micro-batch
-        for a in outs:
-            g = torch.empty_like(a)
-            dist.recv(g, src=1)                            # idle until stage 1 is done with it
-            t = time.perf_counter()
-            a.backward(g)
-            busy += time.perf_counter() - t
-    else:
-        for yb in y.chunk(microbatches):
-            a = torch.empty(len(yb), width)
-            dist.recv(a, src=0)                            # idle until stage 0 sends
-            a.requires_grad_()
-            t = time.perf_counter()
-            loss = nn.functional.cross_entropy(stage(a), yb) / microbatches
-            loss.backward()
-            busy += time.perf_counter() - t
-            keep.append(a.grad)
-            sends.append(dist.isend(a.grad, dst=0))
-    for handle in sends:
-        handle.wait()
-    t = time.perf_counter()
-    opt.step()
-    opt.zero_grad(set_to_none=True)
-    busy += time.perf_counter() - t
-    return busy, time.perf_counter() - start
 
 
 def measure_pipeline(microbatches: list[int], *, batch: int = 512, width: int = 512, repeats: int = 5,
@@ -277,8 +104,6 @@ def measure_pipeline(microbatches: list[int], *, batch: int = 512, width: int = 
 def dataparallel_vs_plain(batch: int = 128, min_run_time: float = 1.0) -> dict:
     """Time a training step of the small CNN, plain and wrapped in nn.DataParallel, interleaved.
     With no GPUs DataParallel has no devices to scatter to and simply calls the model."""
-    from labkit import bench  # timing tools; imported here, as in the one-way order
-
     dev = env.device()
     X, y = torch.randn(batch, 1, 28, 28, device=dev), torch.randint(0, 10, (batch,), device=dev)
     env.seed_everything(0)
@@ -315,34 +140,18 @@ def backend_for(nproc: int) -> tuple[str, str]:
 
 
 def _descendants(pid: int) -> list[int]:
-    """Every process below `pid` (Linux /proc): torchrun starts its ranks in their own sessions."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = entry.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(entry.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
+    """Every process below `pid`: torchrun starts its ranks in their own sessions."""
+    try:
+        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []
 
 
 def alive(pid: int) -> bool:
     """True while process `pid` exists and is not a zombie."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    except (OSError, IndexError):
-        if not Path("/proc").exists():  # not Linux: ask the kernel directly
-            try:
-                os.kill(pid, 0)
-                return True
-            except OSError:
-                return False
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return False
 
 
@@ -625,7 +434,6 @@ def headline(mode: str | None = None, on_line: Callable[[str], None] | None = lo
 
 def run_headline(cfg: DDPConfig, run_mode: str, on_line: Callable[[str], None] | None = print) -> BenchReport:
     """The headline experiment with explicit settings (tests use a tiny one)."""
-    from labkit.results import BenchReport, ResultCard
     B = cfg.batch_per_rank
     n_images = cfg.train_images // (2 * B) * (2 * B)  # a whole number of global batches: no padding, no leftovers
     workdir = Path(tempfile.mkdtemp(prefix="labkit-ddp-headline-"))
