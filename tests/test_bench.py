@@ -1,33 +1,51 @@
+import statistics
 import time
 
 import pytest
 import torch
 from torch.utils import benchmark as tbench
 
-from labkit import LabkitError, bench, models
+from labkit import LabkitError, bench, env, models
 
 
-def test_time_fn_reports_median_and_spread_of_a_known_duration():
-    timing = bench.time_fn(lambda: time.sleep(0.002), min_run_time=0.1, min_repeats=5)
-    assert 0.0019 < timing.median_s < 0.004
-    assert timing.repeats >= 5 and timing.iqr_s >= 0 and timing.min_s <= timing.median_s <= timing.max_s
-    assert timing.num_threads == torch.get_num_threads()
-    assert "median of" in str(timing)
+def test_time_fn_orders_two_known_durations_measured_side_by_side():
+    """Ratios and lower bounds only: a busy machine makes every call slower, never faster than asked."""
+    short = bench.time_fn(lambda: time.sleep(0.002), min_run_time=0.05, min_repeats=5)
+    long = bench.time_fn(lambda: time.sleep(0.008), min_run_time=0.05, min_repeats=5)
+    assert short.median_s >= 0.002 and long.median_s >= 0.008  # sleep never returns early
+    assert long.median_s / short.median_s > 1.5                  # 4x the work; load adds to both
+    assert short.repeats >= 5 and short.min_s <= short.median_s <= short.max_s
+    q1, _, q3 = statistics.quantiles(short.times_s, n=4, method="inclusive")
+    assert short.iqr_s == pytest.approx(q3 - q1) and short.median_s == statistics.median(short.times_s)
+    assert short.num_threads == torch.get_num_threads()
+    assert "median of" in str(short)
 
 
 def test_time_fn_agrees_with_torch_benchmark():
+    """Same operation on one thread, measured in turns (load hits both alike): the same ballpark.
+    (Two intra-op threads on a busy 2-core machine wait for each other: one thread is steadier.)"""
     a = torch.randn(256, 256)
-    ours = bench.time_fn(lambda: a @ a, min_run_time=0.2).median_s
-    ref = tbench.Timer("a @ a", globals={"a": a}, num_threads=torch.get_num_threads()).blocked_autorange(
-        min_run_time=0.2).median
-    assert abs(ours - ref) / ref < 0.5  # same operation, same threads: same ballpark even on a busy machine
+    timer = tbench.Timer("a @ a", globals={"a": a}, num_threads=1)
+    ratios = [bench.time_fn(lambda: a @ a, min_run_time=0.05, num_threads=1).median_s
+              / timer.blocked_autorange(min_run_time=0.05).median for _ in range(5)]
+    assert 0.5 < statistics.median(ratios) < 2.0
 
 
-def test_warm_up_keeps_a_slow_first_call_out():
+def _slow_first_calls(n: int):
     calls = []
-    timing = bench.time_fn(lambda: (calls.append(1), time.sleep(0.05 if len(calls) == 1 else 0.001)),
-                           min_run_time=0.05, warmup=1)
-    assert timing.max_s < 0.02
+
+    def fn():
+        calls.append(1)
+        time.sleep(0.1 if len(calls) <= n else 0.001)
+    return fn
+
+
+def test_warm_up_keeps_slow_first_calls_out():
+    """A timed block holding one of the 0.1 s first calls takes at least 0.1 s / calls per block."""
+    warm = bench.time_fn(_slow_first_calls(3), min_run_time=0.05, warmup=3)
+    cold = bench.time_fn(_slow_first_calls(3), min_run_time=0.05, warmup=0)
+    assert cold.max_s >= 0.1 / cold.calls_per_repeat   # without warm-up slow calls are timed ...
+    assert warm.max_s < 0.1 / warm.calls_per_repeat    # ... with it, they are not
 
 
 def test_bad_timer_arguments():
@@ -35,16 +53,29 @@ def test_bad_timer_arguments():
         bench.time_fn(lambda: None, min_repeats=0)
 
 
-def test_matmul_gflops_counts_two_n_cubed():
-    result = bench.matmul_gflops(128, min_run_time=0.05)
-    assert result["gflops"] == pytest.approx(2 * 128**3 / result["median_s"] / 1e9)
+def _fixed_timing(median_s: float) -> bench.Timing:
+    return bench.Timing(median_s=median_s, iqr_s=0.0, min_s=median_s, max_s=median_s, repeats=5,
+                        calls_per_repeat=1, num_threads=1, device="cpu")
+
+
+def test_matmul_gflops_counts_two_n_cubed(monkeypatch):
+    monkeypatch.setattr(bench, "time_fn", lambda *a, **k: _fixed_timing(0.001))
+    result = bench.matmul_gflops(128)
+    assert result["gflops"] == pytest.approx(2 * 128**3 / 0.001 / 1e9)  # n^3 multiply-adds, 2 FLOPs each
     assert result["intensity"] == pytest.approx(2 * 128**3 / (3 * 128 * 128 * 4))
     with pytest.raises(LabkitError):
         bench.matmul_gflops(0)
 
 
-def test_peaks_and_sizes():
-    assert bench.cpu_peak_gflops() > 0
+def test_cpu_peak_is_threads_times_clock_times_flops_per_cycle(monkeypatch):
+    monkeypatch.setenv("LABKIT_CPU_GHZ", "2.0")
+    monkeypatch.setattr(bench.env, "cpu_flags", lambda: frozenset({"avx", "avx2", "fma"}))
+    assert bench.cpu_peak_gflops(threads=2) == pytest.approx(2 * 2.0 * 32)  # two 8-wide FMA units
+    monkeypatch.setattr(bench.env, "cpu_flags", lambda: frozenset({"avx2", "fma", "avx512f"}))
+    assert bench.cpu_peak_gflops(threads=1) == pytest.approx(2.0 * 64)
+
+
+def test_sizes_and_gpu_peak():
     assert bench.model_size_mb(models.MLP()) == pytest.approx(4 * models.count_params(models.MLP()) / 1e6, rel=0.05)
     if not torch.cuda.is_available():
         with pytest.raises(LabkitError):
@@ -57,9 +88,19 @@ def test_peak_memory_sees_a_large_allocation():
         assert 80 < mb < 400
 
 
-def test_throughput_is_items_over_median():
-    rate, timing = bench.throughput(lambda: time.sleep(0.002), 10, min_run_time=0.05)
-    assert rate == pytest.approx(10 / timing.median_s)
+def test_throughput_agrees_with_an_independent_count():
+    """Items per second from the timer against a plain count of calls in a wall-clock window, in turns."""
+    a = torch.randn(192, 192)
+    ratios = []
+    with env.cpu_threads(1):
+        for _ in range(5):
+            rate, _ = bench.throughput(lambda: a @ a, 192, min_run_time=0.05, num_threads=1)
+            calls, start = 0, time.perf_counter()
+            while time.perf_counter() - start < 0.05:
+                a @ a
+                calls += 1
+            ratios.append(rate / (192 * calls / (time.perf_counter() - start)))
+    assert 0.5 < statistics.median(ratios) < 2.0
 
 
 def test_copy_bandwidth_is_positive():

@@ -25,13 +25,51 @@ def timer_without_warm_up(fn, repeats):
     return (time.perf_counter() - start) / repeats
 
 
-def test_median_timer():
+def _timed(fn, n, clock=None):
+    clock = clock or time.perf_counter
+    times = []
+    for _ in range(n):
+        start = clock()
+        fn()
+        times.append(clock() - start)
+    return times
+
+
+# The mistakes learners make with this exercise, each with the word its hint must contain.
+TIMER_MISTAKES = {
+    "no warm-up, total / repeats": (timer_without_warm_up, "warm-up"),
+    "no warm-up, median": (lambda fn, r: statistics.median(_timed(fn, r)), "warm-up"),
+    "mean after warm-up": (lambda fn, r: (fn(), statistics.fmean(_timed(fn, r)))[1], "mean"),
+    "milliseconds": (lambda fn, r: (fn(), 1000 * statistics.median(_timed(fn, r)))[1], "milliseconds"),
+    "total of the timed calls": (lambda fn, r: (fn(), sum(_timed(fn, r)))[1], "total"),
+    "fastest call": (lambda fn, r: (fn(), min(_timed(fn, r)))[1], "fastest"),
+    "time.time, not perf_counter": (lambda fn, r: (fn(), statistics.median(_timed(fn, r, time.time)))[1],
+                                    "perf_counter"),
+    "two warm-up calls": (lambda fn, r: (fn(), fn(), statistics.median(_timed(fn, r)))[2], "one"),
+    "forgot return": (lambda fn, r: (fn(), statistics.median(_timed(fn, r)), None)[2], "return"),
+}
+
+
+def test_median_timer_answer_key_passes_and_the_stub_is_not_attempted():
     assert "passed" in welcome.median_timer(good_timer)
-    with pytest.raises(Hint, match="warm"):
-        welcome.median_timer(timer_without_warm_up)
     assert "not attempted" in welcome.median_timer(lambda fn, repeats: None)
     with pytest.raises(Hint, match="ZeroDivisionError"):
         welcome.median_timer(lambda fn, repeats: 1 / 0)
+
+
+@pytest.mark.parametrize("mistake", TIMER_MISTAKES, ids=str)
+def test_median_timer_names_each_mistake(mistake):
+    answer, word = TIMER_MISTAKES[mistake]
+    with pytest.raises(Hint, match=word):
+        welcome.median_timer(answer)
+
+
+def test_median_timer_passes_a_right_answer_on_a_busy_machine():
+    """The checker's clock is scripted: a right answer passes however slow the machine is."""
+    def slow_right_answer(fn, repeats):
+        time.sleep(0.01)  # a busy laptop: real time passes between the calls
+        return good_timer(fn, repeats)
+    assert "passed" in welcome.median_timer(slow_right_answer)
 
 
 def test_matmul_gflops():
