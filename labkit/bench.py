@@ -100,10 +100,27 @@ def time_fn(fn: Callable[[], object], *, device: str | torch.device = "cpu", war
                   num_threads=threads, device=dev.type, times_s=times)
 
 
-def time_train_step(model: torch.nn.Module, *, batch: int = 128, lr: float = 1e-5, seed: int = 0,
-                    num_threads: int | None = None, min_run_time: float = 0.5) -> Timing:
-    """Time one SGD training step (forward, loss, backward, update) of `model` on a random
-    Fashion-MNIST-shaped batch. The tiny `lr` keeps the weights (and so the work) nearly unchanged."""
+def time_interleaved(fns: dict[str, Callable[[], object]], *, device: str | torch.device = "cpu",
+                     min_run_time: float = 0.3, rounds: int = 3,
+                     num_threads: int | dict[str, int] | None = None) -> dict[str, Timing]:
+    """Time several variants in alternating passes (v1, v2, v2, v1, v1, v2, ...), each pass a full `time_fn`;
+    each variant's Timing is its pass with the median time. A burst of other work on the machine then hits
+    every variant alike instead of spoiling one of them. `num_threads` may differ per variant (a dict)."""
+    if rounds < 1 or not fns:
+        raise LabkitError("time_interleaved needs at least one variant and rounds >= 1.")
+    threads = num_threads if isinstance(num_threads, dict) else {name: num_threads for name in fns}
+    passes: dict[str, list[Timing]] = {name: [] for name in fns}
+    for r in range(rounds):
+        for name in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
+            passes[name].append(time_fn(fns[name], device=device, min_run_time=min_run_time,
+                                        num_threads=threads.get(name)))
+    return {name: sorted(ts, key=lambda t: t.median_s)[len(ts) // 2] for name, ts in passes.items()}
+
+
+def train_step_fn(model: torch.nn.Module, *, batch: int = 128, lr: float = 1e-5,
+                  seed: int = 0) -> Callable[[], None]:
+    """One SGD training step (forward, loss, backward, update) of `model` on a random Fashion-MNIST-shaped
+    batch, as a function to time. The tiny `lr` keeps the weights (and so the work) nearly unchanged."""
     g = torch.Generator().manual_seed(seed)
     x, y = torch.randn(batch, 1, 28, 28, generator=g), torch.randint(0, 10, (batch,), generator=g)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
@@ -113,8 +130,14 @@ def time_train_step(model: torch.nn.Module, *, batch: int = 128, lr: float = 1e-
         torch.nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+    return step
 
-    return time_fn(step, num_threads=num_threads, min_run_time=min_run_time)
+
+def time_train_step(model: torch.nn.Module, *, batch: int = 128, lr: float = 1e-5, seed: int = 0,
+                    num_threads: int | None = None, min_run_time: float = 0.5) -> Timing:
+    """Time one SGD training step of `model` (see `train_step_fn`)."""
+    return time_fn(train_step_fn(model, batch=batch, lr=lr, seed=seed), num_threads=num_threads,
+                   min_run_time=min_run_time)
 
 
 def time_naive(fn: Callable[[], object]) -> float:

@@ -80,3 +80,15 @@ def paired(a: Sequence[float], b: Sequence[float], name_a: str = "a", name_b: st
     if not all(math.isfinite(d) for d in diffs):
         raise LabkitError(f"{name_a} or {name_b} has a value that is not a finite number: {diffs}.")
     return Paired(name_a, name_b, diffs, unit)
+
+
+def speed_verdict(speedup: float, margin: float = 0.10) -> str:
+    """'faster', 'slower' or 'about the same' for a measured speed-up (old time / new time), with the margin
+    named: one run's medians differ by a few per cent from run to run, so smaller ratios decide nothing."""
+    if not math.isfinite(speedup) or speedup <= 0:
+        raise LabkitError(f"speed-up {speedup!r} is not a positive number.")
+    if speedup > 1 + margin:
+        return f"faster ({speedup:.2f}×)"
+    if speedup < 1 / (1 + margin):
+        return f"slower ({speedup:.2f}×)"
+    return f"about the same ({speedup:.2f}×, within ±{100 * margin:.0f} %)"

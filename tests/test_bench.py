@@ -115,3 +115,17 @@ def test_time_train_step_times_a_real_step():
     timing = bench.time_train_step(model, batch=32, min_run_time=0.05)
     assert timing.median_s > 0 and timing.repeats >= 5
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # it really stepped
+
+
+def test_time_interleaved_alternates_and_keeps_each_variants_median_pass():
+    order = []
+    fns = {"a": lambda: order.append("a"), "b": lambda: order.append("b")}
+    timings = bench.time_interleaved(fns, min_run_time=0.01, rounds=3)
+    assert set(timings) == {"a", "b"} and all(t.median_s > 0 for t in timings.values())
+    runs = [v for i, v in enumerate(order) if i == 0 or v != order[i - 1]]
+    assert runs == ["a", "b", "a", "b"]  # passes a b | b a | a b: the order alternates
+    with pytest.raises(LabkitError):
+        bench.time_interleaved({}, rounds=1)
+    slow = bench.time_interleaved({"sleep": lambda: time.sleep(0.004), "none": lambda: None},
+                                  min_run_time=0.02, num_threads={"sleep": 1, "none": 2})
+    assert slow["sleep"].median_s > slow["none"].median_s and slow["sleep"].num_threads == 1

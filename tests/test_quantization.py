@@ -144,16 +144,24 @@ def test_legacy_path_returns_its_warnings(trained):
     assert any("deprecated" in m for m in messages)
 
 
-def test_headline_keys_on_tiny_data(tiny_splits, monkeypatch):
-    # headline("smoke") compiles two int8 graphs (≈ 10 s) and trains on 2,000 images; same path, tiny data
+def test_headline_compares_int8_with_fp32_run_the_same_way(tiny_splits, monkeypatch):
+    # headline("smoke") compiles int8 and fp32 graphs and trains on 2,000 images; same path, tiny data
     monkeypatch.setattr(quant, "config_for", lambda mode: TINY)
     monkeypatch.setattr(quant.data, "load_for_mode", lambda mode: tiny_splits)
     report = quant.headline("smoke")
-    assert set(report.headline) == {"int8_speedup", "int8_speedup_legacy", "int8_speedup_widest", "size_ratio",
-                                    "accuracy_drop_pt"}
-    assert report.headline["size_ratio"] > 2.5  # a tiny model: biases and scales weigh more
-    card = report.card
+    card, h = report.card, report.headline
+    assert set(h) == {"int8_speedup", "int8_speedup_best", "int8_speedup_eager", "compile_speedup_fp32",
+                      "int8_speedup_widest", "size_ratio", "accuracy_drop_pt"}
     assert all(card.value(v, "latency_ms") > 0 for v in card.variants if v != "int8 static")
+    fastest_fp32 = min(card.value("fp32", "latency_ms"), card.value(quant.FP32_COMPILED, "latency_ms"))
+    assert h["int8_speedup"] == pytest.approx(fastest_fp32 / card.value(quant.INT8_HEADLINE, "latency_ms"))
+    assert h["int8_speedup_eager"] == pytest.approx(card.value("fp32", "latency_ms")
+                                                    / card.value(quant.INT8_LEGACY, "latency_ms"))
+    assert card.value(quant.FP32_COMPILED, "compile_s") > 0  # the fp32 baseline really was compiled
+    assert card.value(quant.FP32_COMPILED, "accuracy") == card.value("fp32", "accuracy")
+    widest = report.config["sweep_widths"][-1]
+    assert h["int8_speedup_widest"] > 0 and widest == TINY.sweep_widths[-1]
+    assert h["size_ratio"] > 2.5  # a tiny model: biases and scales weigh more
 
 
 def test_exercise_checks():

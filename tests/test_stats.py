@@ -32,3 +32,12 @@ def test_bad_inputs_are_one_line_errors():
         stats.paired([1.0], [1.0])
     with pytest.raises(LabkitError, match="finite"):
         stats.paired([1.0, float("nan")], [1.0, 1.0])
+
+
+def test_speed_verdict_names_the_margin():
+    assert stats.speed_verdict(1.5).startswith("faster")
+    assert stats.speed_verdict(0.5).startswith("slower")
+    assert stats.speed_verdict(1.05) == "about the same (1.05×, within ±10 %)"
+    assert stats.speed_verdict(0.95).startswith("about the same")
+    with pytest.raises(LabkitError):
+        stats.speed_verdict(float("nan"))
