@@ -203,16 +203,25 @@ def model_size_mb(model: torch.nn.Module) -> float:
 def matmul_gflops(n: int, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                   min_run_time: float = 0.3) -> dict:
     """Measured GFLOP/s of an n×n by n×n matrix product (2·n³ floating-point operations)."""
-    if n < 1:
-        raise LabkitError(f"matrix size n={n} must be at least 1.")
+    return matmul_sweep([n], device=device, dtype=dtype, min_run_time=min_run_time, rounds=1)[0]
+
+
+def matmul_sweep(sizes: list[int], *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                 min_run_time: float = 0.3, rounds: int = 3) -> list[dict]:
+    """`matmul_gflops` for several sizes, timed in turns (`time_interleaved`) so load hits every size alike."""
+    if not sizes or min(sizes) < 1:
+        raise LabkitError(f"matrix sizes {sizes} must all be at least 1.")
     dev = torch.device(device)
-    a = torch.randn(n, n, device=dev, dtype=dtype)
-    b = torch.randn(n, n, device=dev, dtype=dtype)
-    timing = time_fn(lambda: a @ b, device=dev, min_run_time=min_run_time)
-    flops = 2 * n ** 3
-    return {"n": n, "gflops": flops / timing.median_s / 1e9, "median_s": timing.median_s,
-            "spread_pct": timing.spread_pct, "intensity": flops / (3 * n * n * a.element_size()),
-            "device": dev.type, "dtype": str(dtype).removeprefix("torch.")}
+    pairs = {n: (torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)) for n in sizes}
+    timings = time_interleaved({str(n): (lambda a=a, b=b: a @ b) for n, (a, b) in pairs.items()}, device=dev,
+                               min_run_time=min_run_time, rounds=rounds)
+    out = []
+    for n in sizes:
+        timing, flops = timings[str(n)], 2 * n ** 3
+        out.append({"n": n, "gflops": flops / timing.median_s / 1e9, "median_s": timing.median_s,
+                    "spread_pct": timing.spread_pct, "intensity": flops / (3 * n * n * pairs[n][0].element_size()),
+                    "device": dev.type, "dtype": str(dtype).removeprefix("torch.")})
+    return out
 
 
 def copy_bandwidth_gbs(megabytes: int = 64, *, device: str | torch.device = "cpu") -> float:

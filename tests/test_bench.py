@@ -129,3 +129,10 @@ def test_time_interleaved_alternates_and_keeps_each_variants_median_pass():
     slow = bench.time_interleaved({"sleep": lambda: time.sleep(0.004), "none": lambda: None},
                                   min_run_time=0.02, num_threads={"sleep": 1, "none": 2})
     assert slow["sleep"].median_s > slow["none"].median_s and slow["sleep"].num_threads == 1
+
+
+def test_matmul_sweep_returns_one_point_per_size_in_order():
+    points = bench.matmul_sweep([8, 64], min_run_time=0.01, rounds=2)
+    assert [p["n"] for p in points] == [8, 64] and all(p["gflops"] > 0 for p in points)
+    with pytest.raises(LabkitError):
+        bench.matmul_sweep([])
