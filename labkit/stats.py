@@ -34,6 +34,7 @@ class Paired:
     name_b: str
     diffs: tuple[float, ...]
     unit: str = ""
+    over: str = "seeds"   # what the pairs are: seeds, or e.g. "runs (method × seed)"
 
     @property
     def mean(self) -> float:
@@ -66,11 +67,12 @@ class Paired:
         u = f" {self.unit}" if self.unit else ""
         f = f"{{:+.{digits}f}}"
         return (f"{self.name_a} − {self.name_b}: {f.format(self.mean)}{u} "
-                f"(95 % interval {f.format(self.low)} to {f.format(self.high)}{u}, {len(self.diffs)} seeds) "
+                f"(95 % interval {f.format(self.low)} to {f.format(self.high)}{u}, {len(self.diffs)} {self.over}) "
                 f"→ {self.name_a} is {self.verdict}" + ("" if self.verdict == "within noise" else f" than {self.name_b}"))
 
 
-def paired(a: Sequence[float], b: Sequence[float], name_a: str = "a", name_b: str = "b", unit: str = "") -> Paired:
+def paired(a: Sequence[float], b: Sequence[float], name_a: str = "a", name_b: str = "b", unit: str = "",
+           over: str = "seeds") -> Paired:
     """Compare two variants measured on the same seeds (a[i] and b[i] share seed i)."""
     if len(a) != len(b):
         raise LabkitError(f"paired comparison needs one value per seed for both: got {len(a)} and {len(b)}.")
@@ -79,7 +81,7 @@ def paired(a: Sequence[float], b: Sequence[float], name_a: str = "a", name_b: st
     diffs = tuple(float(x) - float(y) for x, y in zip(a, b))
     if not all(math.isfinite(d) for d in diffs):
         raise LabkitError(f"{name_a} or {name_b} has a value that is not a finite number: {diffs}.")
-    return Paired(name_a, name_b, diffs, unit)
+    return Paired(name_a, name_b, diffs, unit, over)
 
 
 def speed_verdict(speedup: float, margin: float = 0.10) -> str:
