@@ -78,6 +78,7 @@ def time_fn(fn: Callable[[], object], *, device: str | torch.device = "cpu", war
     Each measurement is one block of calls (many for a microsecond op, one for a slow one);
     the median over at least `min_repeats` measurements and their interquartile range are returned.
     """
+    # shown in notebook 00_welcome
     if warmup < 0 or min_repeats < 1 or min_run_time <= 0:
         raise LabkitError("time_fn needs warmup >= 0, min_repeats >= 1 and min_run_time > 0.")
     dev = torch.device(device)

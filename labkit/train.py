@@ -1,12 +1,14 @@
-"""One readable training loop, `fit(...)`, with a switch for each technique and a history table.
+"""One readable training step, `train_step(...)`, and the loop `fit(...)` around it, with a history table.
 
-Every technique's own line sits in the loop behind its switch (`amp=`, `accum_steps=`,
-`clip_grad=`, `scheduler=`), so a learner can see exactly what it changes. Callbacks only
-observe (progress, live curves, early stopping); they never change the maths.
+Every technique's own line sits in the step or the loop behind its switch (`precision=`,
+`accum_steps=`, `clip_grad=`, `scheduler=`, `loss_fn=`), so a learner can see exactly what it
+changes. Every other place in labkit that trains calls the same step. Callbacks only observe
+(progress, live curves, early stopping); they never change the maths.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
@@ -22,6 +24,9 @@ from labkit import env
 from labkit.errors import LabkitError
 
 LRScheduler = torch.optim.lr_scheduler.LRScheduler
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, xb, yb) -> loss
+SchedulerFactory = Callable[[torch.optim.Optimizer, int], LRScheduler]      # (opt, total_steps) -> scheduler
+PRECISIONS = ("fp32", "fp16", "bf16", "auto")
 
 
 @dataclass
@@ -48,7 +53,8 @@ class FitResult:
     """The history (one row per epoch) and the numbers a result card needs.
 
     Times count training only (forward, backward, step); evaluation after each epoch is
-    measurement, so it is left out of `train_time_s` and `time_to_target_s`.
+    measurement, so it is left out of `train_time_s` and `time_to_target_s`. `target_acc` is a
+    test accuracy as a fraction in (0, 1], reached at the end of an epoch.
     """
 
     history: pd.DataFrame
@@ -109,53 +115,118 @@ def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int
     return loss_sum.item() / len(X), correct.item() / len(X)
 
 
-def _check_args(epochs: int, accum_steps: int, lr: float, amp_dtype: torch.dtype | None) -> None:
+# ----------------------------------------------------------------------------- the switches
+
+def mixed_dtype(device: str | torch.device) -> torch.dtype:
+    """The device's usual 16-bit type: fp16 on a CUDA GPU (tensor cores, with a scaler), bf16 elsewhere."""
+    return torch.float16 if torch.device(device).type == "cuda" else torch.bfloat16
+
+
+def precision_dtype(precision: str, device: str | torch.device) -> torch.dtype:
+    """The type autocast computes in for `precision` ('auto': `mixed_dtype(device)`); float32 means autocast off."""
+    if precision not in PRECISIONS:
+        raise LabkitError(f"precision={precision!r}: use one of {', '.join(map(repr, PRECISIONS))}.")
+    if precision == "auto":
+        return mixed_dtype(device)
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+def make_scaler(dtype: torch.dtype, device: str | torch.device) -> torch.amp.GradScaler:
+    """A gradient scaler, on only for fp16: its small gradients underflow; bf16 has fp32's range and needs none."""
+    # shown in notebook 03_mixed_precision
+    return torch.amp.GradScaler(torch.device(device).type, enabled=dtype == torch.float16)
+
+
+def cross_entropy(logits: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    """The default loss: cross-entropy of the logits against the labels yb (xb is not needed)."""
+    return nn.functional.cross_entropy(logits, yb)
+
+
+def accumulation_group(i: int, n_batches: int, accum_steps: int) -> tuple[int, bool]:
+    """For batch i of n_batches: the size of its accumulation group, and whether it ends the group.
+
+    Groups are `accum_steps` batches long, except the epoch's last one, which holds what is left.
+    """
+    start = i - i % accum_steps
+    size = min(accum_steps, n_batches - start)
+    return size, i + 1 == start + size
+
+
+# ----------------------------------------------------------------------------- one training step
+
+def train_step(model: nn.Module, opt: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor, *,
+               loss_fn: LossFn = cross_entropy, dtype: torch.dtype = torch.float32,
+               scaler: torch.amp.GradScaler | None = None, group_size: int = 1, end_of_group: bool = True,
+               clip_grad: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One training step on the batch (xb, yb); returns the logits and the loss."""
+    # shown in notebook 03_mixed_precision
+    scaler = scaler or make_scaler(dtype, xb.device)  # an fp16 run passes its own: the scale is kept between steps
+    # forward and loss; mixed precision: autocast computes in `dtype` (16-bit), the weights stay fp32
+    with torch.autocast(device_type=xb.device.type, dtype=dtype, enabled=dtype != torch.float32):
+        logits = model(xb)
+        loss = loss_fn(logits, xb, yb)
+    # backward; fp16: the loss × the scale, so small gradients stay representable;
+    # accumulation: ÷ the group's size, so the summed gradients are the group's mean
+    scaler.scale(loss / group_size).backward()
+    if end_of_group:  # accumulation: the optimizer steps once per group of batches
+        if clip_grad is not None:  # gradient clipping, of the true gradients: unscale them first
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+        scaler.step(opt)    # unscales; skips the step if a gradient is inf/NaN
+        scaler.update()     # halves the scale after an overflow, grows it after clean steps
+        opt.zero_grad(set_to_none=True)
+    return logits, loss
+
+
+# ----------------------------------------------------------------------------- the loop
+
+def _check_args(epochs: int, accum_steps: int, lr: float, target_acc: float | None) -> None:
     if not isinstance(epochs, int) or epochs < 1:
         raise LabkitError(f"epochs={epochs!r} must be a whole number of at least 1.")
     if not isinstance(accum_steps, int) or accum_steps < 1:
         raise LabkitError(f"accum_steps={accum_steps!r} must be a whole number of at least 1.")
     if not lr > 0:
         raise LabkitError(f"lr={lr!r} must be greater than 0 (try 0.05 for SGD, 1e-3 for Adam).")
-    if amp_dtype not in (None, torch.float16, torch.bfloat16):
-        raise LabkitError(f"amp_dtype={amp_dtype} is not a mixed-precision type: use torch.float16 or torch.bfloat16.")
+    if target_acc is not None and not 0 < target_acc <= 1:
+        raise LabkitError(f"target_acc={target_acc!r} must be a fraction between 0 and 1 (e.g. 0.85, not 85).")
 
 
 def fit(model: nn.Module, splits: lkdata.Splits, *, epochs: int, lr: float = 0.05, batch_size: int = 128,
-        opt: torch.optim.Optimizer | None = None,
-        scheduler: LRScheduler | Callable[[torch.optim.Optimizer], LRScheduler] | None = None,
-        scheduler_step: str = "batch", amp: bool = False, amp_dtype: torch.dtype | None = None,
+        opt: torch.optim.Optimizer | None = None, loss_fn: LossFn = cross_entropy,
+        scheduler: SchedulerFactory | None = None, scheduler_step: str = "batch", precision: str = "fp32",
         accum_steps: int = 1, clip_grad: float | None = None, target_acc: float | None = None,
         stop_at_target: bool = False, callbacks: tuple[Callback, ...] | list[Callback] = (),
         train_loader: DataLoader | None = None, device: str | torch.device | None = "auto",
         seed: int = 0, progress: bool = True) -> FitResult:
     """Train `model` on `splits` for `epochs`, evaluating on the test split after each epoch.
 
-    opt: defaults to SGD with momentum 0.9 at `lr`. scheduler: an LR scheduler, or a function
-    of the optimizer that makes one; stepped every batch (or every epoch with
-    scheduler_step='epoch'). amp: autocast to `amp_dtype` (fp16 on CUDA, bf16 elsewhere by
-    default), with a gradient scaler for fp16. accum_steps: add up gradients over this many
-    batches before each step. Ctrl-C, or a callback returning True, ends training cleanly:
-    the history so far is kept and `interrupted` is set.
+    opt: defaults to SGD with momentum 0.9 at `lr`. loss_fn(logits, xb, yb): defaults to
+    cross-entropy. scheduler(opt, total_steps): makes an LR scheduler, stepped after every optimizer
+    step (total_steps of them), or once an epoch with scheduler_step='epoch' (total_steps = epochs).
+    precision: 'fp32', 'fp16' (with a gradient scaler), 'bf16', or 'auto' (`mixed_dtype(device)`).
+    accum_steps: add up gradients over this many batches before each step. target_acc: test accuracy
+    as a fraction in (0, 1], checked at the end of each epoch. Ctrl-C, or a callback returning True,
+    ends training cleanly: the history so far is kept and `interrupted` is set.
     """
-    _check_args(epochs, accum_steps, lr, amp_dtype)
+    _check_args(epochs, accum_steps, lr, target_acc)
     if scheduler_step not in ("batch", "epoch"):
         raise LabkitError(f"scheduler_step={scheduler_step!r}: use 'batch' or 'epoch'.")
     dev = env.device(device)
+    dtype = precision_dtype(precision, dev)
     model.to(dev)
     opt = opt or torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    if scheduler is not None and not isinstance(scheduler, LRScheduler):
-        scheduler = scheduler(opt)
-    if amp_dtype is None:
-        amp_dtype = torch.float16 if dev.type == "cuda" else torch.bfloat16
-    # fp16 needs loss scaling (small gradients underflow); bf16 has fp32's range and does not.
-    scaler = torch.amp.GradScaler(dev.type, enabled=amp and amp_dtype == torch.float16)
+    scaler = make_scaler(dtype, dev)
     train_loader = train_loader or lkdata.loader(splits.X_train, splits.y_train, batch_size, seed=seed)
+    n_batches = len(train_loader)
+    if scheduler is not None:
+        steps_per_epoch = math.ceil(n_batches / accum_steps) if scheduler_step == "batch" else 1
+        scheduler = scheduler(opt, epochs * steps_per_epoch)
     state = FitState(model=model, opt=opt)
     train_time = 0.0
     images_seen = 0
     interrupted = False
     reached_target = False
-    bar = tqdm(total=epochs * len(train_loader), desc="training", disable=not progress, leave=False)
+    bar = tqdm(total=epochs * n_batches, desc="training", disable=not progress, leave=False)
 
     try:
         for epoch in range(1, epochs + 1):
@@ -170,20 +241,11 @@ def fit(model: nn.Module, splits: lkdata.Splits, *, epochs: int, lr: float = 0.0
             stop = False
             for i, (xb, yb) in enumerate(train_loader):
                 xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
-                with torch.autocast(device_type=dev.type, dtype=amp_dtype, enabled=amp):
-                    logits = model(xb)
-                    loss = nn.functional.cross_entropy(logits, yb)
-                scaler.scale(loss / accum_steps).backward()
-                last_in_epoch = i + 1 == len(train_loader)
-                if (i + 1) % accum_steps == 0 or last_in_epoch:
-                    if clip_grad is not None:
-                        scaler.unscale_(opt)  # clip the true gradients, not the scaled ones
-                        nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
-                    scaler.step(opt)
-                    scaler.update()
-                    opt.zero_grad(set_to_none=True)
-                    if scheduler is not None and scheduler_step == "batch":
-                        scheduler.step()
+                group_size, end_of_group = accumulation_group(i, n_batches, accum_steps)
+                logits, loss = train_step(model, opt, xb, yb, loss_fn=loss_fn, dtype=dtype, scaler=scaler,
+                                          group_size=group_size, end_of_group=end_of_group, clip_grad=clip_grad)
+                if end_of_group and scheduler is not None and scheduler_step == "batch":
+                    scheduler.step()
                 # running sums stay on the device: no .item() (a hidden sync) per batch
                 loss_sum += loss.detach().float() * len(yb)
                 correct += (logits.detach().argmax(1) == yb).sum()

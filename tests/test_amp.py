@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from labkit import LabkitError, models
+from labkit import LabkitError, models, train
 from labkit.exercises import Hint
 from labkit.exercises import amp as check
 from labkit.techniques import amp
@@ -60,18 +60,28 @@ def test_autocast_takes_effect_and_the_check_catches_it_when_not():
         amp.check_autocast(models.MLP().bfloat16(), "cpu", torch.bfloat16)
 
 
-def test_one_step_matches_fp32_closely_in_bf16():
+def test_the_train_step_in_bf16_matches_fp32_closely():
     torch.manual_seed(0)
     X, y = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
     losses = {}
-    for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         torch.manual_seed(1)
         model = models.MLP()
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        scaler = torch.amp.GradScaler("cpu", enabled=False)
-        losses[name] = amp.one_step(model, opt, scaler, X, y, dtype)
+        _, losses[name] = train.train_step(model, opt, X, y, dtype=dtype)
     assert losses["bf16"].dtype == torch.float32  # cross-entropy runs in fp32 under autocast
     assert losses["bf16"].item() == pytest.approx(losses["fp32"].item(), rel=2e-2)
+
+
+def test_the_fp16_train_step_keeps_its_scale_between_steps():
+    torch.manual_seed(0)
+    X, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    model = models.MLP()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    scaler = torch.amp.GradScaler("cpu", growth_interval=2)  # grows after 2 clean steps instead of 2000
+    for _ in range(2):
+        _, loss = train.train_step(model, opt, X, y, dtype=torch.float16, scaler=scaler)
+    assert math.isfinite(loss.item()) and scaler.get_scale() == 2.0 ** 17  # 2**16, grown once
 
 
 def test_saved_for_backward_shrinks_with_16_bit_types():

@@ -178,11 +178,11 @@ def test_voila_dashboard_serves_a_notebook_and_its_widget_reacts(tmp_path):
             page.set_default_timeout(180_000)
             try:
                 page.goto(url)  # Voilà runs the whole notebook (smoke mode) before it shows the page
-                summary = page.locator(".widget-label", has_text="⚠ bits=0")  # the notebook's last update()
+                summary = page.locator(".labkit-status", has_text="⚠ bits=0")  # the notebook's last update()
                 expect(summary).to_be_visible(timeout=240_000)
                 checkbox = page.locator(".widget-checkbox", has_text="per channel")
                 checkbox.locator("input").check()
-                expect(page.locator(".widget-label", has_text="4-bit per-channel")).to_be_visible(timeout=60_000)
+                expect(page.locator(".labkit-summary", has_text="4-bit per-channel")).to_be_visible(timeout=60_000)
                 expect(summary).to_have_count(0)
                 checkbox.scroll_into_view_if_needed()
                 page.screenshot(path=str(ARTIFACTS / "voila_quantization_per_channel.png"))

@@ -133,6 +133,21 @@ def test_compare_and_the_explorer(source, capsys):
     assert all(f.axes for f in figs)
 
 
+def test_effective_setting_says_which_knobs_do_nothing_here():
+    setting, notes = dl.effective_setting(dl.LoaderSetting("batched", num_workers=2, pin_memory=True), "cpu")
+    assert setting.num_workers == 0 and len(notes) == 2 and "pin_memory" in notes[1]
+    assert dl.effective_setting(dl.LoaderSetting("naive", num_workers=2), "cpu") == (
+        dl.LoaderSetting("naive", num_workers=2), [])
+    with pytest.raises(LabkitError, match="num_workers"):
+        dl.effective_setting(dl.LoaderSetting("naive", num_workers=-1), "cpu")
+
+
+def test_seeded_model_starts_from_the_same_weights():
+    a, b, c = dl.seeded_model("mlp"), dl.seeded_model("mlp"), dl.seeded_model("mlp", seed=1)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not torch.equal(next(a.parameters()), next(c.parameters()))
+
+
 def test_headline_smoke_returns_the_keys():
     report = dl.headline("smoke")
     expected = {f"{name}_samples_per_s" for name in dl.HEADLINE_SETTINGS} | {"best_vs_naive"}

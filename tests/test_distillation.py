@@ -13,6 +13,16 @@ from labkit.techniques import distillation as kd
 from labkit.ui import distillation as kd_ui
 
 
+def test_the_step_losses_look_targets_up_by_index():
+    logits, soft, y = torch.randn(6, 10), torch.randn(20, 10), torch.randint(0, 10, (20,))
+    idx = torch.tensor([3, 0, 19, 7, 7, 12])
+    kd_fn = kd.kd_loss_fn(soft, y, 2.0, 0.5)
+    assert torch.equal(kd_fn(logits, None, idx), kd.kd_loss(logits, soft[idx], y[idx], 2.0, 0.5))
+    assert torch.equal(kd.labels_by_index(y)(logits, None, idx), F.cross_entropy(logits, y[idx]))
+    with pytest.raises(LabkitError, match="alpha"):
+        kd.kd_loss_fn(soft, y, 2.0, 1.5)
+
+
 # --- softening and the loss -------------------------------------------------------------------
 
 def test_soften_is_a_distribution_that_flattens_with_T():
@@ -182,12 +192,12 @@ def test_temperature_explorer_redraws_and_explains_bad_values():
     images = torch.zeros(2, 1, 28, 28)
     explorer = kd_ui.TemperatureExplorer(images, logits, torch.tensor([0, 2]), data.CLASS_NAMES, temperature=2.0)
     assert bytes(explorer.picture.value).startswith(b"\x89PNG")
-    assert "entropy" in explorer.last_summary and "T-shirt/top" in explorer.last_summary
+    assert "entropy" in explorer.summary and "T-shirt/top" in explorer.summary
     picture = explorer.picture.value
     explorer.slider.value = 0.0
-    assert "must be greater than 0" in explorer.last_summary and explorer.picture.value == picture
+    assert "must be greater than 0" in explorer.summary and explorer.picture.value == picture
     explorer.slider.value = 4.0
-    assert "T = 4" in explorer.last_summary and explorer.picture.value != picture
+    assert "T = 4" in explorer.summary and explorer.picture.value != picture
 
 
 # --- the exercise checks ----------------------------------------------------------------------

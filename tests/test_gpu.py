@@ -34,13 +34,17 @@ def test_batch_sweep_counts_images_per_second():
         gpu.batch_sweep([-1], "cpu")
 
 
-def test_train_step_changes_the_weights():
-    model = models.MLP()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    before = torch.nn.utils.parameters_to_vector(model.parameters()).clone()
-    loss = gpu.train_step(model, opt, torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 3]))
-    assert loss.dim() == 0 and not loss.requires_grad
-    assert not torch.equal(before, torch.nn.utils.parameters_to_vector(model.parameters()))
+def test_steps_with_sync_train_and_return_the_same_mean_loss_either_way():
+    batches = [(torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])) for _ in range(3)]
+    losses = []
+    for item_every_step in (True, False):
+        torch.manual_seed(0)
+        model = models.MLP()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        before = torch.nn.utils.parameters_to_vector(model.parameters()).clone()
+        losses.append(gpu.steps_with_sync(model, opt, batches, item_every_step))
+        assert not torch.equal(before, torch.nn.utils.parameters_to_vector(model.parameters()))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
 
 
 def test_copy_rows_on_cpu_shows_no_copy_and_a_real_one():

@@ -1,15 +1,78 @@
 """Notebooks are committed without outputs, and each asserts its key result (one that ran nothing fails)."""
 
+import ast
+import importlib
+import importlib.util
+import inspect
 import json
+import re
 from pathlib import Path
 
 import pytest
 
+from labkit import coursemap
+
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_notebooks():
-    assert NOTEBOOKS, "no notebooks found"
+def test_the_numbered_notebooks_are_the_course_map():
+    numbered = [p.stem for p in NOTEBOOKS if p.stem[:2].isdigit()]
+    assert [int(n[:2]) for n in numbered] == list(range(len(numbered))), "notebooks numbered 00, 01, ... without gaps"
+    assert numbered == coursemap.notebooks()
+    assert set(numbered) <= set(coursemap.load()["notebooks"]), "every notebook has measured times in the course map"
+
+
+MARKER = re.compile(r"#\s*shown in notebooks?\s+(.+)")
+
+
+def _code(cell: dict) -> str:
+    """A code cell's Python, without IPython's magics and shell lines."""
+    return "\n".join(line for line in "".join(cell["source"]).splitlines() if not line.lstrip().startswith(("%", "!")))
+
+
+def shown_sources(path: Path) -> list[tuple[str, object]]:
+    """Every labkit object that the notebook prints with inspect.getsource, as (expression, object)."""
+    trees = [ast.parse(_code(c)) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    aliases = {}
+    for node in (n for tree in trees for n in ast.walk(tree)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("labkit"):
+            for a in node.names:
+                full = f"{node.module}.{a.name}"
+                aliases[a.asname or a.name] = full if importlib.util.find_spec(full) else node.module
+    loops = {n.target.id: n.iter.elts for tree in trees for n in ast.walk(tree)
+             if isinstance(n, ast.For) and isinstance(n.target, ast.Name) and isinstance(n.iter, ast.Tuple)}
+    found = []
+    for node in (n for tree in trees for n in ast.walk(tree)):
+        if isinstance(node, ast.Call) and ast.unparse(node.func) in ("inspect.getsource", "getsource"):
+            arg = node.args[0]
+            for expr in loops.get(arg.id, [arg]) if isinstance(arg, ast.Name) else [arg]:
+                parts = ast.unparse(expr).split(".")
+                if parts[0] not in aliases:
+                    continue
+                obj = importlib.import_module(aliases[parts[0]])
+                for attr in parts[1:]:
+                    obj = getattr(obj, attr)
+                found.append((ast.unparse(expr), obj))
+    return found
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem[:2].isdigit()], ids=lambda p: p.name)
+def test_every_function_a_notebook_shows_carries_its_marker(path):
+    """Renaming or rewriting shown code must be a visible decision: the code says which lessons show it."""
+    missing = []
+    for expr, obj in shown_sources(path):
+        names = [n for m in MARKER.finditer(inspect.getsource(obj)) for n in re.split(r"[,\s]+", m.group(1)) if n]
+        if path.stem not in names:
+            missing.append(f"{expr} has no '# shown in notebook {path.stem}' line")
+    assert not missing, "\n".join(missing)
+
+
+def test_the_marker_check_finds_what_notebooks_show():
+    shown = dict(shown_sources(NOTEBOOKS[0].parent / "08_quantization.ipynb"))
+    from labkit.techniques import quantization
+    assert shown["quant.qat_prepare"] is quantization.qat_prepare
+    loop = dict(shown_sources(NOTEBOOKS[0].parent / "06_ddp.ipynb"))
+    assert "ddp.shard_loader" in loop and "ddp.save_checkpoint" in loop
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -142,13 +142,22 @@ def test_exercise_checks():
     assert "not attempted" in check.share(lambda v, c: None)
 
 
+def test_accuracy_at_prunes_copies_both_ways(tiny_splits, trained):
+    before = copy.deepcopy(trained.state_dict())
+    accs = pruning.accuracy_at(trained, tiny_splits, 0.9)
+    assert all(torch.equal(before[k], v) for k, v in trained.state_dict().items())  # the model is untouched
+    pruned = {"layer-wise": pruning.prune_layerwise(copy.deepcopy(trained), 0.9),
+              "global": pruning.prune_global(copy.deepcopy(trained), 0.9)}
+    assert accs == {k: pruning.accuracy(m, tiny_splits) for k, m in pruned.items()}
+
+
 def test_explorer_reports_and_refuses_bad_values(tiny_splits, trained):
     from labkit.ui.pruning import SparsityExplorer
 
     curve = pruning.sparsity_curve(trained, tiny_splits, [0.0, 0.5, 0.9])
     explorer = SparsityExplorer(trained, tiny_splits, curve, sparsity=0.5)
     assert "global_acc" in explorer.text.value and explorer.image.value
-    assert explorer.update(1.0).startswith("⚠") and "[0, 1)" in explorer.text.value
+    assert explorer.update(1.0).startswith("⚠") and "[0, 1)" in explorer.message.value
 
 
 def test_headline_keys(tiny_splits, monkeypatch):

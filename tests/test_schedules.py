@@ -51,6 +51,13 @@ def test_schedules_have_the_shapes_they_claim():
     assert math.isclose(onecycle[0], 1 / 25) and onecycle.index(max(onecycle)) == 29  # 30 % of 100 steps
 
 
+def test_one_cycle_cycles_momentum_only_where_there_is_momentum():
+    for momentum, start in ((0.9, 0.95), (0.0, 0.0)):
+        opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1, momentum=momentum)
+        schedules.make_scheduler("onecycle", opt, 100)
+        assert opt.param_groups[0]["momentum"] == start  # plain SGD must not get momentum switched on
+
+
 def test_stepping_per_epoch_barely_moves_a_per_batch_plan():
     planned = schedules.lr_trace("cosine", lr=1.0, epochs=10, steps_per_epoch=100)
     per_epoch = schedules.lr_trace("cosine", lr=1.0, epochs=10, steps_per_epoch=100, step_per="epoch")
@@ -249,16 +256,16 @@ def test_sweep_reuses_known_runs_and_finds_the_highest_stable_rate(tiny_splits):
 # ----------------------------------------------------------------------------- the explorer and plots
 def test_explorer_draws_prints_and_explains_bad_values():
     explorer = sched_ui.ScheduleExplorer(schedule="cosine", epochs=4, steps_per_epoch=10)
-    assert bytes(explorer.image.value).startswith(b"\x89PNG") and "step() every=batch" in explorer.text
+    assert bytes(explorer.image.value).startswith(b"\x89PNG") and "step() every=batch" in explorer.summary
     explorer.step_per.value = "epoch"
-    assert "step() every=epoch" in explorer.text
+    assert "step() every=epoch" in explorer.summary
     for control, bad in ((explorer.lr, 0.0), (explorer.lr, -0.1)):
         control.value = bad
-        assert explorer.text.startswith("⚠") and "greater than 0" in explorer.text
+        assert explorer.summary.startswith("⚠") and "greater than 0" in explorer.summary
         assert "⚠" in explorer.message.value
     explorer.lr.value = 0.05
     explorer.steps_per_epoch.value = 0
-    assert explorer.text.startswith("⚠") and "steps_per_epoch" in explorer.text
+    assert explorer.summary.startswith("⚠") and "steps_per_epoch" in explorer.summary
 
 
 def test_plots_return_figures():

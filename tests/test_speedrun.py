@@ -50,6 +50,25 @@ def test_switches_and_settings():
     assert batch == 32 and lr == pytest.approx(0.05 * 2 * 0.1)
 
 
+def test_the_recipe_comes_from_the_technique_modules():
+    """Nesterov from notebook 05's optimizers; one-cycle from notebook 04's, peaking at onecycle_peak × the rate,
+    cycling momentum only when there is momentum; the constant rate with big_batch's warm-up otherwise."""
+    model = models.SmallCNN(width=2)
+    plain = sr.make_optimizer(TINY, model, 0.05)
+    assert plain.defaults["momentum"] == 0 and not plain.defaults["nesterov"]
+    cfg = sr.with_switches(TINY, ["momentum", "onecycle"])
+    opt = sr.make_optimizer(cfg, model, 0.05)
+    assert opt.defaults["nesterov"] and opt.defaults["momentum"] == cfg.beta
+    sched = sr.make_schedule(cfg, opt, total_steps=100, steps_per_epoch=10)
+    assert isinstance(sched, torch.optim.lr_scheduler.OneCycleLR)
+    assert [g["max_lr"] for g in opt.param_groups] == pytest.approx([0.05 * cfg.onecycle_peak])
+    assert opt.param_groups[0]["momentum"] == pytest.approx(0.95)  # cycled: starts at max_momentum
+    no_momentum = sr.with_switches(TINY, ["onecycle"])
+    opt = sr.make_optimizer(no_momentum, model, 0.05)
+    sr.make_schedule(no_momentum, opt, total_steps=100, steps_per_epoch=10)
+    assert opt.param_groups[0]["momentum"] == 0  # plain SGD stays plain under one-cycle
+
+
 @pytest.mark.parametrize("bad, message", [({"epochs": 0}, "at least 1"), ({"epochs": -2}, "at least 1"),
                                           ({"lr": 0.0}, "greater than 0"), ({"target_acc": 87}, "fraction"),
                                           ({"seeds": ()}, "seed")])

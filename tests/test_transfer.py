@@ -1,6 +1,7 @@
 """Transfer learning: loading the source model safely, the four strategies, the card, the exercises."""
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -142,6 +143,19 @@ def test_train_steps_times_training_and_evaluates_on_request(tiny_splits):
     assert [s for _, s, _ in curve] == sorted(s for _, s, _ in curve)
 
 
+def test_train_steps_anneal_every_group_on_a_cosine(tiny_splits):
+    model = models.MLP(num_classes=4)
+    params = list(model.parameters())
+    opt = torch.optim.SGD([{"params": params[:-2], "lr": 0.1}, {"params": params[-2:], "lr": 0.01}], momentum=0.9)
+    rates = []
+    opt.register_step_pre_hook(lambda o, args, kwargs: rates.append([g["lr"] for g in o.param_groups]))
+    transfer.train_steps(model, opt, tiny_splits.X_train, tiny_splits.y_train, steps=10, batch_size=32, seed=0)
+    for k, (lr_a, lr_b) in enumerate(rates):  # step k + 1 trains at lr · ½(1 + cos(π k / steps))
+        factor = 0.5 * (1 + math.cos(math.pi * k / 10))
+        assert lr_a == pytest.approx(0.1 * factor) and lr_b == pytest.approx(0.01 * factor)
+    assert len(rates) == 10 and rates[-1][0] < 0.003
+
+
 def test_compare_and_card(tiny_source, tiny_target):
     runs = transfer.compare(tiny_target, TINY)
     assert len(runs) == 2 * 2 * 4
@@ -263,7 +277,7 @@ def test_explorer_runs_and_refuses_bad_values(tiny_source, tiny_target, capsys):
     explorer.k.value = 3
     result = explorer.run()
     assert set(result) == {"scratch", "fine-tune", "gain_pt"} and explorer.image.value
-    assert "k=3" in capsys.readouterr().out and "gain pt" in explorer.summary.value
+    assert "k=3" in capsys.readouterr().out and "gain pt" in explorer.summary
     explorer.lr.value = -0.1
     assert explorer.run() is None
     assert "must be greater than 0" in explorer.message.value and "\n" not in explorer.message.value

@@ -34,6 +34,7 @@ def shard_loader(X: torch.Tensor, y: torch.Tensor, batch_per_rank: int, seed: in
     """Each rank sees its own 1/world of every epoch: DistributedSampler deals out one shared
     shuffled order (same `seed` on every rank) round-robin, rank r taking positions r, r+world, ...
     solo=True: this process alone sees every example (the single-process reference)."""
+    # shown in notebook 06_ddp
     rank, world = (0, 1) if solo else rank_and_world()
     sampler = DistributedSampler(TensorDataset(X, y), num_replicas=world, rank=rank, shuffle=True,
                                  seed=seed, drop_last=True)
@@ -43,6 +44,7 @@ def shard_loader(X: torch.Tensor, y: torch.Tensor, batch_per_rank: int, seed: in
 def make_replica(seed: int, bucket_cap_mb: float = 25.0, device: str = "cpu", *, solo: bool = False) -> nn.Module:
     """The same model on every rank (same seed), wrapped in DDP when there is more than one rank
     (solo=True: a plain model for this process alone)."""
+    # shown in notebook 06_ddp
     env.seed_everything(seed)
     model = models.SmallCNN().to(device)
     _, world = rank_and_world()
@@ -57,6 +59,7 @@ def make_replica(seed: int, bucket_cap_mb: float = 25.0, device: str = "cpu", *,
 def train_replica(model: nn.Module, train_loader: DataLoader, *, epochs: int, lr: float, momentum: float,
                   log: Callable[[str], None] = print) -> dict:
     """A plain training loop: identical to single-process code; DDP does its work inside backward()."""
+    # shown in notebook 06_ddp
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     device = next(model.parameters()).device
     steps, start = 0, time.perf_counter()
@@ -76,6 +79,7 @@ def train_replica(model: nn.Module, train_loader: DataLoader, *, epochs: int, lr
 
 def save_checkpoint(model: nn.Module, path: str | Path) -> None:
     """Rank 0 writes the weights (all replicas are equal); the others wait at the barrier."""
+    # shown in notebook 06_ddp
     rank, world = rank_and_world()
     if rank == 0:
         plain = model.module if isinstance(model, DDP) else model  # save the model, not the wrapper
@@ -90,6 +94,7 @@ def timed_steps(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor
     `sync=False` never communicates (the cost of computing alone); `accum=k` communicates on
     every k-th micro-step only (gradient accumulation). A rank given steps=0 just waits (so one
     rank can be timed alone while the others sit idle)."""
+    # shown in notebook 06_ddp
     _, world = rank_and_world()
     if world > 1:
         dist.barrier()  # start the clock together
@@ -140,6 +145,7 @@ class TwoDeviceMLP(nn.Module):
         self.stage0, self.stage1 = stage0.to(dev0), stage1.to(dev1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # shown in notebook 06_ddp
         h = self.stage0(x.to(self.dev0))
         return self.stage1(h.to(self.dev1))  # while stage1 works, stage0 waits: the pipeline bubble
 
@@ -156,6 +162,7 @@ def pipeline_step(stage: nn.Module, opt: torch.optim.Optimizer, X: torch.Tensor,
     """One GPipe training step over 2 ranks; returns (seconds this rank computed, wall seconds).
     Rank 0: forward every micro-batch and send its activation, then backward each returned gradient.
     Rank 1: receive, forward, loss, backward, send the activation's gradient back."""
+    # shown in notebook 06_ddp
     rank, _ = rank_and_world()
     busy, sends, keep = 0.0, [], []
     dist.barrier()

@@ -47,6 +47,7 @@ def accuracy(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
 
 def allreduce_task(task: dict, job: dict) -> dict:
     """Every rank holds a different 'gradient'; after all_reduce(SUM) every rank holds the sum."""
+    # shown in notebook 06_ddp
     rank, world = ddp.rank_and_world()
     grad = torch.full((4,), float(rank + 1), device=job["device_name"])
     before = grad.tolist()

@@ -4,8 +4,8 @@
 optimizer and precision-sensitive ops (softmax, losses, reductions) in fp32. fp16 has a narrow
 range, so small gradients underflow to zero: `torch.amp.GradScaler` multiplies the loss by a large
 factor before backward and divides the gradients by it before the step. bf16 has fp32's range
-and needs no scaler, but keeps only 8 bits of precision. The training loop itself is
-`labkit.train.fit(amp=True, amp_dtype=...)`.
+and needs no scaler, but keeps only 8 bits of precision. The technique's lines live in the step every
+loop calls, `labkit.train.train_step`, switched by `labkit.train.fit(precision="fp16" | "bf16" | "auto")`.
 
 Headline (`labkit bench amp`): the SmallCNN trained in fp32 and with autocast to the device's
 usual 16-bit type (fp16 + GradScaler on a CUDA GPU, bf16 elsewhere), same data, seeds and epochs:
@@ -47,11 +47,6 @@ class AmpConfig:
 def config_for(run_mode: str | None = None) -> AmpConfig:
     smoke = AmpConfig(n_train=600, n_test=500, epochs=1, seeds=(0,), mem_batch=128)
     return env.pick(smoke=smoke, full=AmpConfig(), run_mode=run_mode)
-
-
-def amp_dtype_for(dev: torch.device | str) -> torch.dtype:
-    """The usual 16-bit type: fp16 on a CUDA GPU (tensor cores, with a scaler), bf16 elsewhere."""
-    return torch.float16 if torch.device(dev).type == "cuda" else torch.bfloat16
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -124,6 +119,7 @@ def fp16_backward_zeros(model: nn.Module, X: torch.Tensor, y: torch.Tensor, dev:
     """A real fp16 autocast backward (no optimizer step) with the loss multiplied by `scale`:
     the fraction of weight-gradient entries that came out zero although fp32 gives them a value,
     and the median relative error of the rest after dividing by `scale` (what GradScaler does)."""
+    # Loss scaling by hand, on purpose: this function shows what GradScaler does inside train.train_step.
     dev = torch.device(dev)
     model = model.to(dev)
     X, y = X.to(dev), y.to(dev)
@@ -159,6 +155,7 @@ def matmul_speed(dev: torch.device | str, n: int, min_run_time: float = 0.3) -> 
 
 def check_autocast(model: nn.Module, dev: torch.device | str, dtype: torch.dtype) -> torch.dtype:
     """Raise unless a forward pass under autocast really computes in `dtype`; returns the logits' dtype."""
+    # shown in notebook 03_mixed_precision
     dev = torch.device(dev)
     x = torch.randn(2, 1, 28, 28, device=dev)
     with torch.no_grad(), torch.autocast(device_type=dev.type, dtype=dtype):
@@ -168,19 +165,6 @@ def check_autocast(model: nn.Module, dev: torch.device | str, dtype: torch.dtype
     if next(model.parameters()).dtype != torch.float32:
         raise LabkitError("the weights must stay fp32 under mixed precision (autocast casts on the fly).")
     return logits.dtype
-
-
-def one_step(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, xb: torch.Tensor,
-             yb: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
-    """One training step in fp32 (dtype None) or mixed precision: the same lines as in train.fit."""
-    dev = xb.device
-    with torch.autocast(device_type=dev.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-        loss = nn.functional.cross_entropy(model(xb), yb)
-    scaler.scale(loss).backward()   # fp16: loss × scale, so small gradients stay representable
-    scaler.step(opt)                # unscales; skips the step if a gradient is inf/NaN
-    scaler.update()                 # halves the scale after an overflow, grows it after clean steps
-    opt.zero_grad(set_to_none=True)
-    return loss.detach()
 
 
 def saved_for_backward_mb(model_name: str, batch: int, dev: torch.device | str, dtype: torch.dtype | None) -> float:
@@ -216,11 +200,16 @@ def step_peak_memory_mb(model_name: str, batch: int, dev: torch.device | str, dt
     env.seed_everything(0)
     model = models.build(model_name).to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    scaler = torch.amp.GradScaler(dev.type, enabled=dtype == torch.float16)
+    dtype = dtype or torch.float32
+    scaler = train.make_scaler(dtype, dev)
     xb = torch.randn(batch, 1, 28, 28, device=dev)
     yb = torch.randint(0, 10, (batch,), device=dev)
-    one_step(model, opt, scaler, xb, yb, dtype)  # warm-up: optimizer state and kernels exist before measuring
-    return bench.peak_memory_mb(lambda: one_step(model, opt, scaler, xb, yb, dtype), dev)
+
+    def step() -> None:
+        train.train_step(model, opt, xb, yb, dtype=dtype, scaler=scaler)
+
+    step()  # warm-up: optimizer state and kernels exist before measuring
+    return bench.peak_memory_mb(step, dev)
 
 
 def train_variant(cfg: AmpConfig, splits: data.Splits, dtype: torch.dtype | None, seed: int = 0,
@@ -231,8 +220,9 @@ def train_variant(cfg: AmpConfig, splits: data.Splits, dtype: torch.dtype | None
     model = models.build(cfg.model)
     if dtype is not None:
         check_autocast(model, dev, dtype)
-    fit = train.fit(model, splits, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, amp=dtype is not None,
-                    amp_dtype=dtype, seed=seed, device=dev, callbacks=callbacks, progress=progress)
+    fit = train.fit(model, splits, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
+                    precision=dtype_name(dtype or torch.float32), seed=seed, device=dev, callbacks=callbacks,
+                    progress=progress)
     return model, fit
 
 
@@ -278,7 +268,7 @@ def headline(mode: str | None = None) -> BenchReport:
     dev = env.device()
     splits = data.load(n_train=cfg.n_train, n_test=cfg.n_test, device=dev)
     card, accs = compare_precisions(cfg, splits, dev)
-    dtype = amp_dtype_for(dev)
+    dtype = train.mixed_dtype(dev)
     main = next(v for v in card.variants if v.startswith(dtype_name(dtype)))
     memory_ratio = card.ratio(main, "saved_for_backward_mb")
     return BenchReport(

@@ -102,6 +102,24 @@ def check_setting(setting: LoaderSetting) -> None:
         raise LabkitError(f"mp_context={setting.mp_context!r}: use None, 'fork', 'spawn' or 'forkserver'.")
 
 
+def effective_setting(setting: LoaderSetting, device: torch.device | str) -> tuple[LoaderSetting, list[str]]:
+    """The setting as it really runs on `device`, and a note for each knob that has no effect there."""
+    check_setting(setting)
+    notes = []
+    if setting.pipeline in ("batched", "on_device") and setting.num_workers:
+        notes.append("num_workers is ignored: the batched pipelines use no DataLoader")
+        setting = replace(setting, num_workers=0)
+    if setting.pin_memory and torch.device(device).type != "cuda":
+        notes.append("pin_memory only helps copies to a GPU: ignored here")
+    return setting, notes
+
+
+def seeded_model(name: str, device: torch.device | str = "cpu", seed: int = 0) -> nn.Module:
+    """The lab's model `name` with the weights `seed` gives, on `device`: every measurement starts alike."""
+    env.seed_everything(seed)
+    return models.build(name).to(device)
+
+
 # ============================================================================ the images as "files"
 
 def encode_png(pixels: np.ndarray) -> bytes:
@@ -187,6 +205,7 @@ def gather_crops(padded: torch.Tensor, idx: torch.Tensor, dy: torch.Tensor, dx: 
     """Select images `idx` from an already padded (N, 1, H+2·PAD, W+2·PAD) tensor and crop + flip
     each with its own choices, in ONE indexing operation: image idx[n], row dy[n] + r, column dx[n] + c
     (read backwards when flipped). Only small (n, 28) index tensors are built on the side."""
+    # shown in notebook 02_data_loading
     h, w = padded.shape[-2] - 2 * PAD, padded.shape[-1] - 2 * PAD
     rows = dy[:, None] + torch.arange(h, device=padded.device)           # (n, H)
     cols = dx[:, None] + torch.arange(w, device=padded.device)           # (n, W)
@@ -215,6 +234,7 @@ def random_choices(n: int, generator: torch.Generator | None = None,
 
 class PngDataset:
     """Naive: decode the PNG, normalise and augment, one image per `__getitem__` call."""
+    # shown in notebook 02_data_loading
 
     def __init__(self, source: Source, augment: bool = True, read_latency_ms: float = 0.0):
         self.pngs, self.y = source.pngs, source.y
@@ -237,6 +257,7 @@ class PngDataset:
 
 class CachedDataset:
     """Cached: the decoded, normalised tensor is in memory; only the augmentation is per sample."""
+    # shown in notebook 02_data_loading
 
     def __init__(self, source: Source, augment: bool = True):
         self.X, self.y, self.augment = source.X, source.y, augment
@@ -260,6 +281,7 @@ class BatchLoader:
     The cache holds the images padded once up front (work that is the same every epoch is done
     once). With the tensors on the GPU (`on_device`), no byte crosses the PCIe bus during training.
     """
+    # shown in notebook 02_data_loading
 
     def __init__(self, X: torch.Tensor, y: torch.Tensor, batch_size: int, augment: bool = True, seed: int = 0):
         self.padded = nn.functional.pad(X, (PAD, PAD, PAD, PAD))  # (N, 1, 32, 32), once
@@ -285,6 +307,7 @@ class BatchLoader:
 def make_loader(setting: LoaderSetting, source: Source, device: torch.device | str = "cpu",
                 augment: bool = True, seed: int = 0) -> Iterable:
     """The loader for `setting`: a DataLoader (naive, cached) or a BatchLoader (batched, on_device)."""
+    # shown in notebook 02_data_loading
     check_setting(setting)
     dev = torch.device(device)
     if setting.pipeline in ("batched", "on_device"):
@@ -346,6 +369,7 @@ def measure(setting: LoaderSetting, source: Source, model: nn.Module | None, *, 
 
     model=None measures the loader alone (compute is then only the copy to the device).
     """
+    # shown in notebook 02_data_loading
     if steps < 1 or warmup_steps < 0:
         raise LabkitError(f"steps={steps} must be at least 1 and warmup_steps={warmup_steps} at least 0.")
     dev = torch.device(device)
@@ -401,8 +425,7 @@ def compare(settings: dict[str, LoaderSetting], source: Source, cfg: LoadingConf
     loader_only the loader's own samples/s with no model ('loader_samples_per_s').
     """
     dev = torch.device(device)
-    env.seed_everything(cfg.seed)
-    model = models.build(cfg.model).to(dev)
+    model = seeded_model(cfg.model, dev, cfg.seed)
     names = list(settings)
     windows: dict[str, list[StepTimes]] = {name: [] for name in names}
     loader_rates: dict[str, list[float]] = {name: [] for name in names}

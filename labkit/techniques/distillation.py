@@ -33,9 +33,11 @@ from torch.nn import functional as F
 
 from labkit import bench, data, env, models, train
 from labkit.errors import LabkitError
+from labkit.paths import PRETRAINED_DIR
 from labkit.results import BenchReport, ResultCard
+from labkit.techniques import pruning, quantization
 
-TEACHER_FILE = data.DATA_DIR / "pretrained" / "distillation_teacher.pt"
+TEACHER_FILE = PRETRAINED_DIR / "distillation_teacher.pt"
 LATENCY_BATCHES = (64, 1)  # the card's latency_ms is at batch 64 (as in notebooks 07-08), latency_b1_ms at batch 1
 REBUILD = "rebuild it with `labkit pretrain distillation` (or restore it with `git checkout data/`)"
 
@@ -99,10 +101,9 @@ def pretrain(path: Path = TEACHER_FILE, epochs: int = 10, seed: int = 0) -> Path
     env.seed_everything(seed)
     splits = data.load()
     teacher = Teacher()
-    steps = epochs * -(-len(splits.y_train) // 128)
     opt = torch.optim.SGD(teacher.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     result = train.fit(teacher, splits, epochs=epochs, opt=opt, seed=seed, device="cpu",
-                       scheduler=lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.05, total_steps=steps))
+                       scheduler=lambda o, total: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.05, total_steps=total))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(teacher.state_dict(), path)
@@ -123,6 +124,7 @@ def load_teacher(path: Path = TEACHER_FILE, device: torch.device | str = "cpu") 
 
 def soften(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Probabilities at temperature T: softmax(logits / T). T > 1 spreads them, T < 1 sharpens them."""
+    # shown in notebook 09_distillation
     check_settings(temperature, 0.0)
     return F.softmax(logits / temperature, dim=-1)
 
@@ -150,6 +152,7 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, y: torch
     The T² keeps the soft term's gradients the same size whatever T is (they shrink as 1/T²).
     Examples without a label (y = −1) only learn from the teacher.
     """
+    # shown in notebook 09_distillation
     check_settings(temperature, alpha)
     T = temperature
     soft = F.kl_div(F.log_softmax(student_logits / T, dim=-1), F.log_softmax(teacher_logits / T, dim=-1),
@@ -157,6 +160,26 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, y: torch
     labelled = y >= 0
     hard = F.cross_entropy(student_logits[labelled], y[labelled]) if labelled.any() else soft.new_zeros(())
     return alpha * soft + (1 - alpha) * hard
+
+
+def labels_by_index(y: torch.Tensor) -> train.LossFn:
+    """Cross-entropy as a `train.train_step` loss whose batch targets are the images' indices into y."""
+    def loss_fn(logits: torch.Tensor, xb: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, y[idx])
+
+    return loss_fn
+
+
+def kd_loss_fn(soft_targets: torch.Tensor, y: torch.Tensor, temperature: float, alpha: float) -> train.LossFn:
+    """`kd_loss` as a `train.train_step` loss: the batch's targets `idx` are the images' INDICES, which
+    look up their labels in y and the teacher's logits (computed once) in soft_targets."""
+    # shown in notebook 09_distillation
+    check_settings(temperature, alpha)
+
+    def loss_fn(logits: torch.Tensor, xb: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return kd_loss(logits.float(), soft_targets[idx], y[idx], temperature, alpha)
+
+    return loss_fn
 
 
 @torch.no_grad()
@@ -171,6 +194,7 @@ def train_student(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: Disti
                   soft_targets: torch.Tensor | None = None) -> nn.Module:
     """Train `model` for `cfg.steps` SGD steps: cross-entropy from scratch, or `kd_loss` when the
     teacher's logits (`soft_targets`, one row per image of X) are given. y = −1 marks no label."""
+    # shown in notebook 09_distillation
     if soft_targets is not None and len(soft_targets) != len(X):
         raise LabkitError(f"soft_targets has {len(soft_targets)} rows but X has {len(X)} images: "
                           "compute the teacher's logits on the same images.")
@@ -182,20 +206,17 @@ def train_student(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: Disti
     model.to(dev).train()
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps)
+    # ## the one line distillation changes: the loss (each batch's targets are its images' indices)
+    if soft_targets is None:
+        loss_fn = labels_by_index(y)
+    else:
+        loss_fn = kd_loss_fn(soft_targets, y, cfg.temperature, cfg.alpha)
     order = torch.Generator().manual_seed(seed)
     step = 0
     while step < cfg.steps:
         for idx in torch.randperm(len(X), generator=order).split(cfg.batch_size):
             idx = idx.to(dev)
-            logits = model(X[idx])
-            # ## the one line distillation changes: the loss
-            if soft_targets is None:
-                loss = F.cross_entropy(logits, y[idx])
-            else:
-                loss = kd_loss(logits, soft_targets[idx], y[idx], cfg.temperature, cfg.alpha)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            train.train_step(model, opt, X[idx], idx, loss_fn=loss_fn)
             schedule.step()
             step += 1
             if step == cfg.steps:
@@ -382,7 +403,7 @@ def chain(teacher: nn.Module, X: torch.Tensor, y: torch.Tensor, soft_targets: to
     a distilled student; the same student with `sparsity` of its weights pruned (global magnitude)
     and fine-tuned with the same KD loss (the masks keep the zeros); that pruned student in int8
     (torchao's x86 path). One card: accuracy, latency at batch 64 and 1 on the CPU, size on disk."""
-    from labkit.techniques import pruning, quantization
+    # shown in notebook 09_distillation
 
     student = train_student(models.MLP(width=cfg.student_width), X, y, cfg, seed=seed, soft_targets=soft_targets)
     pruned = pruning.prune_global(copy.deepcopy(student), sparsity)

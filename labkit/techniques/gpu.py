@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from labkit import bench, data, env, models
+from labkit import bench, data, env, models, train
 from labkit.errors import LabkitError
 from labkit.results import BenchReport, ResultCard
 
@@ -69,6 +69,7 @@ def matmul_sweep(sizes, dev: torch.device | str = "cpu", min_run_time: float = 0
     The sizes are measured in `rounds` alternating passes and each keeps its best pass: the work is
     identical every time, so the fastest pass is the one least disturbed by other programs.
     """
+    # shown in notebook 01_gpu
     _check_sizes("sizes", list(sizes))
     if rounds < 1:
         raise LabkitError(f"rounds={rounds} must be at least 1.")
@@ -87,15 +88,6 @@ def matmul_sweep(sizes, dev: torch.device | str = "cpu", min_run_time: float = 0
 
 # ---------------------------------------------------------------- batch size: keeping the device busy
 
-def train_step(model: nn.Module, opt: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-    """One plain training step; returns the loss (still on the device: no sync)."""
-    loss = nn.functional.cross_entropy(model(xb), yb)
-    loss.backward()
-    opt.step()
-    opt.zero_grad(set_to_none=True)
-    return loss.detach()
-
-
 def batch_sweep(batch_sizes, dev: torch.device | str = "cpu", model_name: str = "small_cnn",
                 min_run_time: float = 0.3, rounds: int = 2) -> list[dict]:
     """Training images per second of a shared model at each batch size (random data: only speed matters).
@@ -110,7 +102,7 @@ def batch_sweep(batch_sizes, dev: torch.device | str = "cpu", model_name: str = 
             opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
             xb = torch.randn(bs, 1, 28, 28, device=dev)
             yb = torch.randint(0, 10, (bs,), device=dev)
-            timing = bench.time_fn(lambda: train_step(model, opt, xb, yb), device=dev, min_run_time=min_run_time)
+            timing = bench.time_fn(lambda: train.train_step(model, opt, xb, yb), device=dev, min_run_time=min_run_time)
             row = {"batch_size": bs, "images_per_s": bs / timing.median_s, "ms_per_step": timing.median_ms,
                    "spread_pct": timing.spread_pct}
             if bs not in best or row["images_per_s"] > best[bs]["images_per_s"]:
@@ -127,6 +119,7 @@ def copy_rows(megabytes: int, dev: torch.device | str = "cpu", min_run_time: flo
     memory, and how long a `non_blocking=True` copy keeps the CPU waiting (it returns at once).
     CPU: the data is already where the compute is; `.to("cpu")` copies nothing, a clone in RAM is shown.
     """
+    # shown in notebook 01_gpu
     if megabytes < 1:
         raise LabkitError(f"megabytes={megabytes} must be at least 1.")
     dev = torch.device(dev)
@@ -158,13 +151,14 @@ def copy_rows(megabytes: int, dev: torch.device | str = "cpu", min_run_time: flo
 def steps_with_sync(model: nn.Module, opt: torch.optim.Optimizer, batches: list, item_every_step: bool) -> float:
     """Train on `batches`; return the mean loss. `item_every_step` reads the loss with `.item()` each step,
     which makes the CPU wait for the device every time (a hidden sync); otherwise the sum stays on the device."""
+    # shown in notebook 01_gpu
     total = 0.0 if item_every_step else torch.zeros((), device=batches[0][0].device)
     for xb, yb in batches:
-        loss = train_step(model, opt, xb, yb)
+        _, loss = train.train_step(model, opt, xb, yb)
         if item_every_step:
             total += loss.item()      # sync: waits until this step has finished on the device
         else:
-            total += loss             # no sync: the device can run ahead of the CPU
+            total += loss.detach()    # no sync: the device can run ahead of the CPU
     return float(total) / len(batches)  # one sync at the end
 
 
@@ -201,6 +195,7 @@ def sync_cost(dev: torch.device | str = "cpu", steps: int = 100, batch_size: int
 
 def time_with_threads(fn, threads: int, dev: torch.device | str = "cpu", min_run_time: float = 0.3) -> bench.Timing:
     """Time `fn` with `threads` CPU threads, then restore the previous count (even on error)."""
+    # shown in notebook 01_gpu
     before = torch.get_num_threads()
     try:
         env.set_threads(threads)
@@ -211,6 +206,7 @@ def time_with_threads(fn, threads: int, dev: torch.device | str = "cpu", min_run
 
 def to_channels_last(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
     """The same model and batch stored NHWC (channels innermost), the layout fast conv kernels prefer."""
+    # shown in notebook 01_gpu
     model = model.to(memory_format=torch.channels_last)
     x = x.contiguous(memory_format=torch.channels_last)
     conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
@@ -223,6 +219,7 @@ def to_channels_last(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, torc
 def compile_model(model: nn.Module, x: torch.Tensor, dev: torch.device | str) -> tuple[nn.Module, float, float]:
     """torch.compile `model` and make the first call, which pays the compile; check it agrees with eager.
     Returns (compiled model, compile seconds, max |compiled − eager|)."""
+    # shown in notebook 01_gpu
     torch._dynamo.reset()  # forget earlier compilations in this process: time a cold compile
     compiled = torch.compile(model)
     with torch.no_grad():
@@ -257,6 +254,7 @@ def time_interleaved(fns: dict, dev: torch.device | str = "cpu", min_run_time: f
 
 def thread_comparison(fn, dev: torch.device | str = "cpu", min_run_time: float = 0.3, rounds: int = 3) -> dict:
     """`fn` with 1 thread and with all threads torch uses, interleaved; the thread count is restored."""
+    # shown in notebook 01_gpu
     all_threads = torch.get_num_threads()
     timings = time_interleaved({"1": fn, "all": fn}, dev, min_run_time, rounds, threads={"1": 1, "all": all_threads})
     return {"one": timings["1"], "all": timings["all"], "threads": all_threads,

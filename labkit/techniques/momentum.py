@@ -80,6 +80,7 @@ def best_gd(q: Quadratic) -> dict:
 
 def best_heavy_ball(q: Quadratic) -> dict:
     """Polyak's optimum: lr = 4/(√L+√μ)², β = ((√κ−1)/(√κ+1))²."""
+    # shown in notebook 05_momentum
     sk = math.sqrt(q.kappa)
     return {"lr": 4 / (math.sqrt(q.L) + math.sqrt(q.mu)) ** 2, "beta": ((sk - 1) / (sk + 1)) ** 2}
 
@@ -221,6 +222,7 @@ def explore(kappa: float, lr: float, beta: float, adaptive_lr: float, names: tup
 def heavy_ball_step(x: torch.Tensor, v: torch.Tensor, grad: torch.Tensor, lr: float,
                     beta: float) -> tuple[torch.Tensor, torch.Tensor]:
     """PyTorch's SGD momentum (dampening 0): the velocity adds up gradients, decaying by β."""
+    # shown in notebook 05_momentum
     v = beta * v + grad
     return x - lr * v, v
 
@@ -228,12 +230,14 @@ def heavy_ball_step(x: torch.Tensor, v: torch.Tensor, grad: torch.Tensor, lr: fl
 def averaged_step(x: torch.Tensor, m: torch.Tensor, grad: torch.Tensor, lr: float,
                   beta: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The averaged convention: m is a running mean of gradients, so its size is a gradient's size."""
+    # shown in notebook 05_momentum
     m = beta * m + (1 - beta) * grad
     return x - lr * m, m
 
 
 def effective_lr(lr: float, beta: float) -> float:
     """The step PyTorch's momentum takes per unit of a steady gradient: v → g/(1−β), so lr/(1−β)."""
+    # shown in notebook 05_momentum
     check_step(lr, beta)
     return lr / (1 - beta)
 
@@ -463,8 +467,7 @@ def state_per_parameter(name: str, cfg: TrainConfig) -> float:
     env.seed_everything(0)
     model = build_model(cfg)
     opt = make_train_optimizer(name, model.parameters(), cfg)
-    nn.functional.cross_entropy(model(torch.randn(2, 1, 28, 28)), torch.tensor([0, 1])).backward()
-    opt.step()
+    train.train_step(model, opt, torch.randn(2, 1, 28, 28), torch.tensor([0, 1]))
     params = list(model.parameters())
     state = sum(t.numel() for p in params for t in opt.state[p].values()
                 if torch.is_tensor(t) and t.shape == p.shape)

@@ -62,6 +62,7 @@ def check_sparsity(sparsity: float) -> None:
 
 def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
     """1 for the weights to keep, 0 for the `sparsity` fraction with the smallest |w| (what l1_unstructured does)."""
+    # shown in notebook 07_pruning
     check_sparsity(sparsity)
     n_prune = round(sparsity * weight.numel())
     mask = torch.ones_like(weight)
@@ -79,6 +80,7 @@ def prunable(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def prune_layerwise(model: nn.Module, sparsity: float) -> nn.Module:
     """Prune every layer to the same sparsity (masks stay attached: `weight = weight_orig * weight_mask`)."""
+    # shown in notebook 07_pruning
     check_sparsity(sparsity)
     for _, layer in prunable(model):
         prune.l1_unstructured(layer, "weight", amount=sparsity)
@@ -87,6 +89,7 @@ def prune_layerwise(model: nn.Module, sparsity: float) -> nn.Module:
 
 def prune_global(model: nn.Module, sparsity: float) -> nn.Module:
     """Prune the smallest weights over all layers together: big layers give up more, small ones less."""
+    # shown in notebook 07_pruning
     check_sparsity(sparsity)
     params = [(layer, "weight") for _, layer in prunable(model)]
     prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=sparsity)
@@ -140,18 +143,20 @@ def sensitivity_scan(model: nn.Module, splits: data.Splits, amounts: list[float]
     return pd.DataFrame.from_dict(rows, orient="index", columns=amounts)
 
 
+def accuracy_at(model: nn.Module, splits: data.Splits, sparsity: float) -> dict[str, float]:
+    """Test accuracy of copies pruned layer-wise and globally to `sparsity` (no fine-tuning; `model` untouched)."""
+    return {"layer-wise": accuracy(prune_layerwise(copy.deepcopy(model), sparsity), splits),
+            "global": accuracy(prune_global(copy.deepcopy(model), sparsity), splits)}
+
+
 def sparsity_curve(model: nn.Module, splits: data.Splits, amounts: list[float]) -> pd.DataFrame:
     """Accuracy against sparsity, layer-wise and global, without fine-tuning."""
-    rows = []
-    for amount in amounts:
-        rows.append({"sparsity": amount,
-                     "layer-wise": accuracy(prune_layerwise(copy.deepcopy(model), amount), splits),
-                     "global": accuracy(prune_global(copy.deepcopy(model), amount), splits)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"sparsity": amount, **accuracy_at(model, splits, amount)} for amount in amounts])
 
 
 def iterative_prune(model: nn.Module, splits: data.Splits, cfg: PruneConfig, progress: bool = False) -> pd.DataFrame:
     """Prune globally in steps (cfg.schedule), fine-tuning after each; masks are made permanent at the end."""
+    # shown in notebook 07_pruning
     rows = []
     for step, target in enumerate(cfg.schedule, 1):
         make_permanent(model)          # fold the previous mask so global pruning sees the zeros as smallest
@@ -174,6 +179,7 @@ def _top_channels(weight: torch.Tensor, keep: int) -> torch.Tensor:
 
 def prune_channels(model: models.SmallCNN, keep: float) -> models.SmallCNN:
     """A smaller dense SmallCNN keeping the `keep` fraction of conv channels with the largest L1 norms."""
+    # shown in notebook 07_pruning
     if not 0 < keep <= 1:
         raise LabkitError(f"keep={keep!r} must be in (0, 1]: the fraction of channels to keep, e.g. 0.5.")
     conv1, conv2 = model.features[0], model.features[3]
@@ -248,6 +254,7 @@ def load_sparse(state: dict) -> dict:
 
 def kmeans_1d(values: torch.Tensor, k: int, iters: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
     """Cluster numbers into `k` centroids (linear initialisation, as Deep Compression); returns (centroids, codes)."""
+    # shown in notebook 07_pruning
     if not 1 <= k <= 256:
         raise LabkitError(f"clusters={k!r} must be between 1 and 256 (codes are stored in one byte).")
     centroids = torch.linspace(float(values.min()), float(values.max()), k)

@@ -91,6 +91,7 @@ def qrange(bits: int, symmetric: bool) -> tuple[int, int]:
 def scale_zero_point(x: torch.Tensor, bits: int, *, per_channel: bool = False,
                      symmetric: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Scale and zero point so that [min, max] of x (of each row with per_channel) maps onto the integer range."""
+    # shown in notebook 08_quantization
     q_min, q_max = qrange(bits, symmetric)
     dims = tuple(range(1, x.dim())) if per_channel else tuple(range(x.dim()))
     lo = x.amin(dim=dims, keepdim=per_channel).clamp(max=0)   # the range must contain 0: zero stays exact
@@ -107,12 +108,14 @@ def scale_zero_point(x: torch.Tensor, bits: int, *, per_channel: bool = False,
 def quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, bits: int,
              symmetric: bool = False) -> torch.Tensor:
     """q = clamp(round(x / scale) + zero_point) — integers (kept in an int32 tensor)."""
+    # shown in notebook 08_quantization
     q_min, q_max = qrange(bits, symmetric)
     return torch.clamp(torch.round(x / scale) + zero_point, q_min, q_max).to(torch.int32)
 
 
 def dequantize(q: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor) -> torch.Tensor:
     """x ≈ (q - zero_point) · scale."""
+    # shown in notebook 08_quantization
     return (q.float() - zero_point) * scale
 
 
@@ -156,6 +159,7 @@ def cpu_int8_units() -> str:
 def int8_dynamic(model: nn.Module) -> nn.Module:
     """torchao: int8 weights (per channel); activations quantized per row at run time (no calibration).
     On a CPU without VNNI the ranges are reduced by one bit so that the kernel's 16-bit sums cannot saturate."""
+    # shown in notebook 08_quantization
     from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
 
     q = copy.deepcopy(model).eval()
@@ -177,6 +181,7 @@ def int8_dynamic_legacy(model: nn.Module) -> tuple[nn.Module, list[str]]:
 
 def calibrate(model: nn.Module, X: torch.Tensor, batches: int, batch_size: int = 64) -> dict[str, float]:
     """Static PTQ's calibration: run a few batches and record each Linear input's largest |value|."""
+    # shown in notebook 08_quantization
     amax: dict[str, float] = {}
     hooks = []
     for name, layer in model.named_modules():
@@ -194,6 +199,7 @@ def calibrate(model: nn.Module, X: torch.Tensor, batches: int, batch_size: int =
 
 def int8_static(model: nn.Module, amax: dict[str, float]) -> nn.Module:
     """torchao: int8 weights AND a fixed, calibrated int8 scale per layer for its input activations."""
+    # shown in notebook 08_quantization
     from torchao.quantization import Int8StaticActivationInt8WeightConfig, quantize_
     from torchao.quantization.granularity import PerTensor
 
@@ -209,6 +215,7 @@ def int8_static(model: nn.Module, amax: dict[str, float]) -> nn.Module:
 def int8_static_x86(model: nn.Module, X: torch.Tensor, batches: int, batch_size: int = 64) -> nn.Module:
     """torchao's x86 path: export the model's graph, insert observers (X86InductorQuantizer: uint8
     activations, int8 per-channel weights), calibrate on a few batches, convert to int8 operations."""
+    # shown in notebook 08_quantization
     from torchao.quantization.pt2e import allow_exported_model_train_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
@@ -246,6 +253,7 @@ def check_int8(model: nn.Module) -> None:
 
 def qat_prepare(model: nn.Module, bits: int) -> nn.Module:
     """torchao QAT 'prepare': Linears fake-quantize weights to `bits` (per channel) and activations to int8."""
+    # shown in notebook 08_quantization
     from torchao.quantization import quantize_
     from torchao.quantization.qat import IntxFakeQuantizeConfig, QATConfig
 
@@ -319,6 +327,7 @@ def compile_now(compiled: nn.Module, x: torch.Tensor) -> float:
     """Call a torch.compile'd model once at x's shape with inductor's freezing on, which compiles it for
     that shape; returns the seconds it took. Freezing lets inductor pre-pack the weights and use oneDNN's
     int8 kernels: without it torchao's CPU int8 matmul runs a generic integer kernel."""
+    # shown in notebook 08_quantization
     import torch._inductor.config as inductor_config
 
     start = time.perf_counter()

@@ -65,6 +65,7 @@ def make_scheduler(name: str, opt: torch.optim.Optimizer, total_steps: int,
     The peak rate is the optimizer's lr. Plan for batches and step every batch: a schedule
     planned over batches but stepped once per epoch barely moves (see the explorer).
     """
+    # shown in notebook 04_lr_schedules
     if name not in SCHEDULES:
         raise LabkitError(f"Unknown schedule {name!r}: choose one of {', '.join(SCHEDULES)}.")
     if total_steps < 1:
@@ -84,8 +85,11 @@ def make_scheduler(name: str, opt: torch.optim.Optimizer, total_steps: int,
         ramp = lr_scheduler.LinearLR(opt, start_factor=0.01, total_iters=warmup_steps)
         decay = lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps - warmup_steps)
         return lr_scheduler.SequentialLR(opt, [ramp, decay], milestones=[warmup_steps])
-    # one-cycle: up from peak/25 for 30 % of the budget, then down to peak/1e4 (momentum cycles 0.95 → 0.85 → 0.95)
-    return lr_scheduler.OneCycleLR(opt, max_lr=opt.param_groups[0]["lr"], total_steps=total_steps)
+    # one-cycle: up from peak/25 for 30 % of the budget, then down to peak/1e4 (momentum cycles 0.95 → 0.85 → 0.95,
+    # when the optimizer has momentum: cycling it on plain SGD would switch momentum on)
+    has_momentum = opt.defaults.get("momentum", 0) > 0 or "betas" in opt.defaults
+    return lr_scheduler.OneCycleLR(opt, max_lr=opt.param_groups[0]["lr"], total_steps=total_steps,
+                                   cycle_momentum=has_momentum)
 
 
 def lr_trace(name: str, *, lr: float, epochs: int, steps_per_epoch: int, step_per: str = "batch",
@@ -130,11 +134,13 @@ def train_schedule(name: str, splits: data.Splits, cfg: ScheduleConfig, seed: in
     """Train a fresh MLP with schedule `name` (stepped every batch) and check that it took effect."""
     env.seed_everything(seed)
     model = models.MLP(width=cfg.width, num_classes=len(splits.classes))
-    steps_per_epoch = math.ceil(len(splits.y_train) / cfg.batch_size)
-    total, warmup = cfg.epochs * steps_per_epoch, cfg.warmup_epochs * steps_per_epoch
+
+    def schedule(opt: torch.optim.Optimizer, total_steps: int) -> lr_scheduler.LRScheduler:
+        warmup = cfg.warmup_epochs * total_steps // cfg.epochs  # warmup_epochs × the steps of one epoch
+        return make_scheduler(name, opt, total_steps, min(warmup, total_steps - 1))
+
     fit = train.fit(model, splits, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed,
-                    scheduler=lambda opt: make_scheduler(name, opt, total, min(warmup, total - 1)),
-                    scheduler_step="batch", target_acc=cfg.target_acc, callbacks=callbacks,
+                    scheduler=schedule, scheduler_step="batch", target_acc=cfg.target_acc, callbacks=callbacks,
                     device=device, progress=False)
     if not fit.interrupted:
         check_annealed(name, fit, cfg.lr)
@@ -271,6 +277,7 @@ def large_batch_config_for(run_mode: str | None = None) -> LargeBatchConfig:
 
 def linear_scaling_lr(base_lr: float, base_batch: int, batch: int) -> float:
     """The linear scaling rule (Goyal et al., 2017): k times the batch, k times the rate."""
+    # shown in notebook 04_lr_schedules
     if base_lr <= 0 or base_batch < 1 or batch < 1:
         raise LabkitError("linear_scaling_lr needs base_lr > 0 and batch sizes of at least 1.")
     return base_lr * batch / base_batch
@@ -332,6 +339,7 @@ def lr_range_test(model: nn.Module, splits: data.Splits, *, opt: torch.optim.Opt
     Stops when the smoothed loss exceeds `blow_up` × its best. The model's weights and the
     optimizer's state are restored afterwards: the test must not change what it measures.
     """
+    # shown in notebook 04_lr_schedules
     if not 0 < lr_min < lr_max:
         raise LabkitError(f"need 0 < lr_min < lr_max, got lr_min={lr_min}, lr_max={lr_max}.")
     if steps < 10:
@@ -344,6 +352,7 @@ def lr_range_test(model: nn.Module, splits: data.Splits, *, opt: torch.optim.Opt
     lrs, losses, smoothed = [], [], []
     batches = iter(())
     model.train()
+    opt.zero_grad(set_to_none=True)  # the step adds to .grad: start from none
     try:
         for step in range(steps):
             lr = lr_min * growth ** step
@@ -354,10 +363,7 @@ def lr_range_test(model: nn.Module, splits: data.Splits, *, opt: torch.optim.Opt
             except StopIteration:  # start another pass over the data when an epoch runs out
                 batches = iter(train_loader)
                 xb, yb = next(batches)
-            loss = nn.functional.cross_entropy(model(xb.to(dev)), yb.to(dev))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            _, loss = train.train_step(model, opt, xb.to(dev), yb.to(dev))
             lrs.append(lr)
             losses.append(loss.item())
             smoothed = smooth(losses, beta)
@@ -393,6 +399,7 @@ class EarlyStopping:
     An observer for `train.fit(callbacks=[...])`: it keeps a copy of the best weights, which
     `restore(model)` puts back. Monitor a validation split, never the test set.
     """
+    # shown in notebook 04_lr_schedules
 
     def __init__(self, patience: int = 3, min_delta: float = 0.0, monitor: str = "test_acc"):
         if not isinstance(patience, int) or patience < 1:
@@ -469,6 +476,7 @@ class PlateauCallback:
     """Keras' `ReduceLROnPlateau` in PyTorch: after each epoch, give the monitored validation accuracy
     to `torch.optim.lr_scheduler.ReduceLROnPlateau`, which cuts the rate by `factor` once it has not
     improved for `patience` epochs. A callback because this scheduler needs a metric, not a step count."""
+    # shown in notebook 04_lr_schedules
 
     def __init__(self, factor: float = 0.3, patience: int = 1, monitor: str = "test_acc"):
         if not 0 < factor < 1:

@@ -49,11 +49,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from labkit import data, env, models, train
+from labkit import bench, data, env, models, train
 from labkit.errors import LabkitError
 from labkit.results import BenchReport, ResultCard
 from labkit.techniques import amp as amp_technique
-from labkit.techniques import dataloading, distillation, gpu
+from labkit.techniques import dataloading, distillation, gpu, momentum, schedules
 
 # The techniques, in the order the ablation turns them on (each row keeps the ones before it).
 SWITCHES = ("in_memory", "big_batch", "momentum", "onecycle", "channels_last", "compile", "amp", "distill")
@@ -64,6 +64,7 @@ SWITCHES = ("in_memory", "big_batch", "momentum", "onecycle", "channels_last", "
 @dataclass
 class SpeedrunConfig:
     """One speedrun configuration: the technique switches, then the fixed settings. Saved with every result."""
+    # shown in notebook 11_speedrun
 
     # --- the techniques (all False: the naive first attempt) ---
     in_memory: bool = False      # decoded tensor in memory + batched augmentation, instead of PNG decode per image
@@ -165,11 +166,12 @@ def why_skipped(switch: str, dev: torch.device | str) -> str | None:
 # ============================================================================ the recipe each switch changes
 
 def batch_and_lr(cfg: SpeedrunConfig) -> tuple[int, float]:
-    """The batch size and peak rate: big_batch scales the rate with the batch (linear scaling rule),
-    momentum divides it by 1/(1 − β) so that the effective step lr / (1 − β) stays the same."""
+    """The batch size and rate: big_batch scales the rate with the batch (notebook 04's linear scaling rule),
+    momentum divides it by 1/(1 − β) so that the effective step lr / (1 − β) (notebook 05) stays the same."""
+    # shown in notebook 11_speedrun
     batch, lr = cfg.batch_size, cfg.lr
     if cfg.big_batch:
-        lr = lr * cfg.big_batch_size / cfg.batch_size
+        lr = schedules.linear_scaling_lr(lr, cfg.batch_size, cfg.big_batch_size)
         batch = cfg.big_batch_size
     if cfg.momentum:
         lr = lr * (1 - cfg.beta)
@@ -184,22 +186,19 @@ def warmup_factor(step: int, warmup_steps: int) -> float:
 
 
 def make_optimizer(cfg: SpeedrunConfig, model: nn.Module, lr: float) -> torch.optim.Optimizer:
-    """Plain SGD, or SGD with Nesterov momentum."""
-    if cfg.momentum:
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.beta, nesterov=True)
-    return torch.optim.SGD(model.parameters(), lr=lr)
+    """Plain SGD, or SGD with Nesterov momentum (notebook 05's optimizers). With onecycle its rate is the
+    cycle's peak, `onecycle_peak` × lr: notebook 04's one-cycle schedule peaks at the optimizer's rate."""
+    peak = lr * cfg.onecycle_peak if cfg.onecycle else lr
+    return momentum.make_optimizer("nesterov" if cfg.momentum else "gd", model.parameters(), peak, cfg.beta)
 
 
 def make_schedule(cfg: SpeedrunConfig, opt: torch.optim.Optimizer, total_steps: int,
                   steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
     """Stepped every batch: one-cycle over the whole budget, else a constant rate (with big_batch's warm-up)."""
-    sched = torch.optim.lr_scheduler
-    if cfg.onecycle:  # up from peak/25 for 30 % of the budget, then down to ~0: includes its own warm-up
-        peak = opt.param_groups[0]["lr"] * cfg.onecycle_peak
-        return sched.OneCycleLR(opt, max_lr=peak, total_steps=total_steps,
-                                cycle_momentum=cfg.momentum)
+    if cfg.onecycle:  # notebook 04's one-cycle: up from peak/25 for 30 % of the budget, then down to ~0
+        return schedules.make_scheduler("onecycle", opt, total_steps)
     warmup_steps = round(cfg.warmup_epochs * steps_per_epoch) if cfg.big_batch else 0
-    return sched.LambdaLR(opt, lambda step: warmup_factor(step, warmup_steps))
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_factor(step, warmup_steps))
 
 
 def build_model(cfg: SpeedrunConfig, dev: torch.device) -> nn.Module:
@@ -265,11 +264,11 @@ def train_run(cfg: SpeedrunConfig, splits: data.Splits, source: dataloading.Sour
               device: str | torch.device | None = "auto") -> Run:
     """Train one configuration and return its Run. Techniques the device cannot use are switched off
     (see `why_skipped`) and listed in `Run.skipped`."""
+    # shown in notebook 11_speedrun
     check_config(cfg)
     dev = env.device(device)
     skipped = {s: why_skipped(s, dev) for s in switches_on(cfg) if why_skipped(s, dev) and s != "compile"}
     use_amp = cfg.amp and "amp" not in skipped
-    amp_dtype = amp_technique.amp_dtype_for(dev)
     labels = source.y.to(dev)
     env.seed_everything(seed)
     batch, lr = batch_and_lr(cfg)
@@ -279,18 +278,20 @@ def train_run(cfg: SpeedrunConfig, splits: data.Splits, source: dataloading.Sour
     env.synchronize(dev)
     start = time.perf_counter()
     train_loader = make_batches(cfg, indexed(source), batch, seed, dev)
-    soft_targets = None
+    loss_fn = distillation.labels_by_index(labels)  # the loader yields each image's index in place of its label
     if cfg.distill:
         teacher = teacher or distillation.load_teacher(device=dev)
         X_all = train_loader.padded[:, :, dataloading.PAD:-dataloading.PAD, dataloading.PAD:-dataloading.PAD] \
             if cfg.in_memory else decode_all(source).to(dev)
         soft_targets = distillation.teacher_logits(teacher, X_all)  # computed once, on the un-augmented images
+        loss_fn = distillation.kd_loss_fn(soft_targets, labels, cfg.temperature, cfg.alpha)
     model = build_model(cfg, dev)
     net = torch.compile(model) if cfg.compile else model
     opt = make_optimizer(cfg, model, lr)
     steps_per_epoch = len(train_loader)
     scheduler = make_schedule(cfg, opt, cfg.epochs * steps_per_epoch, steps_per_epoch)
-    scaler = torch.amp.GradScaler(dev.type, enabled=use_amp and amp_dtype == torch.float16)
+    dtype = train.precision_dtype("auto" if use_amp else "fp32", dev)  # auto: fp16 on CUDA, bf16 elsewhere
+    scaler = train.make_scaler(dtype, dev)
     if cfg.compile:  # the first call compiles: do it now, on the clock, so that it is counted once
         with torch.no_grad():
             net(splits.X_test[:2].to(dev))
@@ -310,20 +311,9 @@ def train_run(cfg: SpeedrunConfig, splits: data.Splits, source: dataloading.Sour
             xb, idx = xb.to(dev, non_blocking=True), idx.to(dev, non_blocking=True)
             if cfg.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            # --- forward and loss (autocast with amp; the teacher's soft targets with distill) ---
-            with torch.autocast(device_type=dev.type, dtype=amp_dtype, enabled=use_amp):
-                logits = net(xb)
-                if soft_targets is None:
-                    loss = F.cross_entropy(logits, labels[idx])
-                else:
-                    loss = distillation.kd_loss(logits.float(), soft_targets[idx], labels[idx],
-                                                cfg.temperature, cfg.alpha)
-            # --- backward and step; the rate changes every batch ---
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            scheduler.step()
+            # --- one training step (autocast with amp; the teacher's soft targets with distill) ---
+            _, loss = train.train_step(net, opt, xb, idx, loss_fn=loss_fn, dtype=dtype, scaler=scaler)
+            scheduler.step()  # the rate changes every batch
             loss_sum += loss.detach().float() * len(idx)
             loss_n += len(idx)
             seen += len(idx)
@@ -539,6 +529,9 @@ def accumulated_step(model: nn.Module, opt: torch.optim.Optimizer, xb: torch.Ten
     over the whole batch — the gradient one big batch would give. Only one micro-batch's
     activations are alive at a time: that is the memory saved.
     """
+    # shown in notebook 11_speedrun
+    # Written out by hand on purpose: this is the lesson. train.train_step does the same with
+    # group_size= and end_of_group=, which is how train.fit(accum_steps=k) calls it.
     if not isinstance(accum_steps, int) or accum_steps < 1 or len(xb) % accum_steps:
         raise LabkitError(f"accum_steps={accum_steps!r} must be a whole number ≥ 1 that divides "
                           f"the batch of {len(xb)}.")
@@ -578,7 +571,6 @@ def accumulation_cost(batch: int = 256, ks: Iterable[int] = (1, 2, 4, 8), min_ru
                       threads: int | None = None) -> list[dict]:
     """Per accum_steps k: time per effective batch (median) and the activation memory autograd keeps
     for one micro-batch of batch/k (counted exactly with saved-tensor hooks; the same on every device)."""
-    from labkit import bench  # bench sits after techniques in the import order; imported where used
 
     threads = threads or torch.get_num_threads()
     g = torch.Generator().manual_seed(0)
@@ -666,7 +658,7 @@ def fit_claim(grid: pd.DataFrame) -> dict:
 
 CODE_MODULES = ("labkit.techniques.speedrun", "labkit.train", "labkit.data", "labkit.models", "labkit.env",
                 "labkit.techniques.dataloading", "labkit.techniques.distillation", "labkit.techniques.gpu",
-                "labkit.techniques.amp")
+                "labkit.techniques.amp", "labkit.techniques.momentum", "labkit.techniques.schedules")
 
 
 def code_hash(sources: Iterable[str] | None = None) -> str:

@@ -23,7 +23,6 @@ Headline (`labkit bench transfer`):
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -88,12 +87,11 @@ def pretrain(cfg: PretrainConfig | None = None, out: Path = PRETRAINED_FILE) -> 
     source = data.load(classes=SOURCE_CLASSES)
     env.seed_everything(cfg.seed)
     model = models.TinyResNet(width=cfg.width, num_classes=len(SOURCE_CLASSES))
-    steps = cfg.epochs * math.ceil(len(source.y_train) / cfg.batch_size)
     threads_before = env.set_threads(None)
     env.set_threads(cfg.threads)
     try:
         fit = train.fit(model, source, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.max_lr, seed=cfg.seed,
-                        scheduler=lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, cfg.max_lr, total_steps=steps),
+                        scheduler=lambda opt, total: torch.optim.lr_scheduler.OneCycleLR(opt, cfg.max_lr, total_steps=total),
                         device="cpu", progress=False)
     finally:
         env.set_threads(threads_before)
@@ -123,6 +121,7 @@ def load_pretrained(path: Path | None = None, *, num_classes: int = len(TARGET_C
     The file is checked against data/SHA256SUMS first, then read with weights_only=True (plain
     tensors only: a weights file cannot run code).
     """
+    # shown in notebook 10_transfer_learning
     path = Path(path or PRETRAINED_FILE)
     data.verify(path, sums_file or SUMS_FILE, hint="rebuild it with `labkit pretrain transfer` (or `git checkout data/`)")
     blob = torch.load(path, map_location="cpu", weights_only=True)
@@ -155,6 +154,7 @@ def source_accuracy(n_test: int | None = None) -> float:
 
 def labelled_subset(X: torch.Tensor, y: torch.Tensor, k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """k images per class, drawn at random with `seed`: the few labels we can afford."""
+    # shown in notebook 10_transfer_learning
     if not isinstance(k, int) or k < 1:
         raise LabkitError(f"k={k!r} labelled images per class must be a whole number of at least 1.")
     g = torch.Generator().manual_seed(seed)
@@ -185,21 +185,18 @@ def train_steps(model: nn.Module, opt: torch.optim.Optimizer, X: torch.Tensor, y
     g = torch.Generator().manual_seed(seed)
     batch_size = min(batch_size, len(X))
     order = torch.randperm(len(X), generator=g)
-    base_lrs = [group["lr"] for group in opt.param_groups]
+    # annealing: each group's rate follows half a cosine down to 0, so the last steps settle, they don't jump
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     pos, seconds, curve = 0, 0.0, []
     for step in range(1, steps + 1):
         env.synchronize(dev)
         start = time.perf_counter()
-        for group, lr in zip(opt.param_groups, base_lrs):  # annealing: the last steps settle, they don't jump
-            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps))
         if pos + batch_size > len(X):  # a new epoch: reshuffle
             order, pos = torch.randperm(len(X), generator=g), 0
         batch = order[pos:pos + batch_size]
         pos += batch_size
-        loss = nn.functional.cross_entropy(model(X[batch]), y[batch])
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        train.train_step(model, opt, X[batch], y[batch])
+        schedule.step()
         env.synchronize(dev)
         seconds += time.perf_counter() - start
         if evaluate_every and test is not None and (step % evaluate_every == 0 or step == steps):
@@ -210,6 +207,7 @@ def train_steps(model: nn.Module, opt: torch.optim.Optimizer, X: torch.Tensor, y
 
 def set_trainable(modules: list[nn.Module], trainable: bool) -> None:
     """Freeze or unfreeze: no gradients, and batch norm keeps its statistics (eval mode) when frozen."""
+    # shown in notebook 10_transfer_learning
     for module in modules:
         module.train(trainable)
         for p in module.parameters():
@@ -218,6 +216,7 @@ def set_trainable(modules: list[nn.Module], trainable: bool) -> None:
 
 def layer_groups(model: models.TinyResNet) -> list[list[nn.Module]]:
     """[head], [last residual block], [everything before it]: from the most task-specific to the most generic."""
+    # shown in notebook 10_transfer_learning
     blocks = [i for i, m in enumerate(model.backbone) if isinstance(m, models.ResidualBlock)]
     last = blocks[-1]
     return [[model.head], [model.backbone[last]], [m for i, m in enumerate(model.backbone) if i != last]]
@@ -227,6 +226,7 @@ def layer_groups(model: models.TinyResNet) -> list[list[nn.Module]]:
 
 def from_scratch(X, y, cfg: TransferConfig, seed: int, dev: torch.device) -> tuple[nn.Module, float]:
     """Random weights, all trained: what you do without a pretrained model."""
+    # shown in notebook 10_transfer_learning
     env.seed_everything(seed)
     model = models.TinyResNet(width=_source_width(), num_classes=len(TARGET_CLASSES)).to(dev).train()
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
@@ -236,6 +236,7 @@ def from_scratch(X, y, cfg: TransferConfig, seed: int, dev: torch.device) -> tup
 
 def linear_probe(X, y, cfg: TransferConfig, seed: int, dev: torch.device) -> tuple[nn.Module, float]:
     """The backbone frozen; its features are computed ONCE, then only the new linear head is trained."""
+    # shown in notebook 10_transfer_learning
     env.seed_everything(seed)
     model = load_pretrained().to(dev)
     set_trainable([model.backbone], False)
@@ -254,6 +255,7 @@ def fine_tune(X, y, cfg: TransferConfig, seed: int, dev: torch.device) -> tuple[
     """Pretrained backbone + new head, everything trained (the head at lr, the backbone at finetune_lr).
 
     With finetune_lr = lr (the default) this is the scratch recipe exactly: only the start differs."""
+    # shown in notebook 10_transfer_learning
     env.seed_everything(seed)
     model = load_pretrained().to(dev).train()
     opt = torch.optim.SGD([{"params": model.head.parameters(), "lr": cfg.lr},
@@ -265,6 +267,7 @@ def fine_tune(X, y, cfg: TransferConfig, seed: int, dev: torch.device) -> tuple[
 def discriminative(X, y, cfg: TransferConfig, seed: int, dev: torch.device) -> tuple[nn.Module, float]:
     """Gradual unfreezing with discriminative rates: train the head, then also the last block, then all;
     each earlier group learns at lr_decay × the rate of the group after it."""
+    # shown in notebook 10_transfer_learning
     env.seed_everything(seed)
     model = load_pretrained().to(dev)
     groups = layer_groups(model)
@@ -302,6 +305,7 @@ def backbone_change(model: models.TinyResNet) -> float:
 def check_strategy(name: str, model: models.TinyResNet) -> None:
     """Raise when a strategy did not do what it says: a probe must leave the backbone as shipped,
     fine-tuning must change it."""
+    # shown in notebook 10_transfer_learning
     change = backbone_change(model)
     if name == "linear probe" and change != 0.0:
         raise LabkitError(f"the linear probe changed the frozen backbone (max diff {change:.2e}): freeze it "
@@ -454,6 +458,7 @@ def load_efficientnet_lite0() -> nn.Module:
 @torch.no_grad()
 def imagenet_features(model: nn.Module, X: torch.Tensor, resolution: int = 96, batch_size: int = 250) -> torch.Tensor:
     """1,280 pooled features per image: greyscale → RGB, upsampled to `resolution`, scaled to [-1, 1]."""
+    # shown in notebook 10_transfer_learning
     out = []
     for i in range(0, len(X), batch_size):
         x = X[i:i + batch_size] * 0.3530 + 0.2860  # undo labkit's normalisation: back to [0, 1]

@@ -1,7 +1,8 @@
 """Widgets: the live comparison panel, and small helpers the explorers share.
 
 Explorers (schedule, momentum, bit-width, temperature, sparsity, ...) live beside this file,
-one module per technique: `labkit.ui.<technique>`.
+one module per technique: `labkit.ui.<technique>`. They share one base, `labkit.ui.base.Explorer`
+(one-line errors, the plain-text summary); panels with Run / Stop share `labkit.ui.base.RunPanel`.
 
 Widgets are thin: they call the same functions the CLI and the tests call and draw what comes
 back. Every widget also prints a plain-text summary, so tests and static viewers see numbers.
@@ -9,14 +10,13 @@ back. Every widget also prints a plain-text summary, so tests and static viewers
 
 from __future__ import annotations
 
+import html
 import io
-import threading
 import time
 from typing import Callable
 
 import ipywidgets as widgets
 import pandas as pd
-from IPython.display import display
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -24,6 +24,7 @@ from matplotlib.ticker import MaxNLocator
 from labkit.errors import LabkitError
 from labkit.results import RATIO_NOTE, ResultCard, row_from_fit
 from labkit.train import FitResult, FitState
+from labkit.ui.base import RunPanel
 
 # A variant trains (or measures) one configuration. It receives the panel's callbacks, to pass on
 # to `train.fit(..., callbacks=callbacks)`, and returns a FitResult or a card row (a dict).
@@ -67,29 +68,31 @@ class _PanelObserver:
         self.last_draw = 0.0
 
     def on_batch_end(self, state: FitState) -> bool:
-        return self.panel._stop.is_set()
+        return self.panel.stop_requested()
 
     def on_epoch_end(self, state: FitState) -> bool:
         self.panel._histories[self.variant] = pd.DataFrame(state.rows)
-        self.panel._status(f"{self.variant}: epoch {state.epoch}, test accuracy {100 * state.rows[-1]['test_acc']:.1f} %")
+        self.panel.show_status(f"{self.variant}: epoch {state.epoch}, test accuracy {100 * state.rows[-1]['test_acc']:.1f} %")
         if time.monotonic() - self.last_draw >= self.REDRAW_EVERY_S:
             self.panel._redraw()
             self.last_draw = time.monotonic()
-        return self.panel._stop.is_set()
+        return self.panel.stop_requested()
 
 
-class ComparisonPanel:
+class ComparisonPanel(RunPanel):
     """Choose variants, Run / Stop, watch live curves, read the result card with ratios.
 
     `panel.run()` from code runs the chosen variants one after another in this thread and
     returns the ResultCard; the Run button does the same in a background thread so Stop stays
-    responsive. Stop (or Ctrl-C) ends the running variant cleanly: finished rows are kept.
+    responsive. Stop (or Ctrl-C) ends the running variant cleanly: finished rows are kept, and
+    so are they when a variant fails (its error is one line in the panel).
     """
 
     def __init__(self, variants: dict[str, Variant], *, baseline: str | None = None,
                  target_acc: float | None = None, title: str = "comparison", selected: list[str] | None = None):
         if not variants:
             raise LabkitError("A comparison panel needs at least one variant.")
+        super().__init__()
         self.variants = dict(variants)
         self.baseline = baseline or next(iter(self.variants))
         if self.baseline not in self.variants:
@@ -98,36 +101,24 @@ class ComparisonPanel:
         self.title = title
         self.card = ResultCard(baseline=self.baseline, title=title)
         self._histories: dict[str, pd.DataFrame] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
         chosen = selected or list(self.variants)
         self.checkboxes = {name: widgets.Checkbox(value=name in chosen, description=name, indent=False,
                                                   layout=widgets.Layout(width="auto"))
                            for name in self.variants}
-        self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
-        self.stop_button = widgets.Button(description="Stop", button_style="warning", icon="stop", disabled=True)
+        self.locked = list(self.checkboxes.values())
         self.progress = widgets.IntProgress(value=0, min=0, max=len(chosen), description="variants")
-        self.status = widgets.Label(value="ready: tick variants and press Run")
         self.curves = widgets.Image(format="png", layout=widgets.Layout(max_width="900px"))
         self.table = widgets.HTML()
-        self.log = widgets.Output()
-        self.run_button.on_click(lambda _: self._start_in_background())
-        self.stop_button.on_click(lambda _: self.stop())
-        self.widget = widgets.VBox([
-            widgets.HTML(f"<b>{title}</b> — baseline: <code>{self.baseline}</code>"
+        self.show_status("ready: tick variants and press Run")
+        self.widget.children = [
+            widgets.HTML(f"<b>{html.escape(title)}</b> — baseline: <code>{html.escape(self.baseline)}</code>"
                          + (f", target accuracy {100 * target_acc:.1f} %" if target_acc else "")),
             widgets.HBox(list(self.checkboxes.values())),
             widgets.HBox([self.run_button, self.stop_button, self.progress]),
-            self.status, self.curves, self.table, self.log,
-        ], layout=widgets.Layout(border="1px solid #ddd", padding="6px"))
-        # stable handles for the browser test and for styling
-        self.widget.add_class("labkit-panel")
-        self.status.add_class("labkit-status")
+            self.message, self.curves, self.table,
+        ]
         self.table.add_class("labkit-card")
-
-    def _ipython_display_(self) -> None:
-        display(self.widget)
 
     # --- running ---
     def selected(self) -> list[str]:
@@ -143,80 +134,48 @@ class ComparisonPanel:
             raise LabkitError("No variant is ticked: tick at least one, then press Run.")
         if self.baseline not in names:
             names.insert(0, self.baseline)  # ratios need the baseline measured in the same run
-        self._stop.clear()
         self.card = ResultCard(baseline=self.baseline, title=self.title)
         self._histories = {}
         self.progress.max, self.progress.value = len(names), 0
-        self._set_running(True)
-        try:
+        with self.running():
             for name in names:
-                if self._stop.is_set():
+                if self.stop_requested() or self._run_variant(name).get("interrupted"):
                     break
-                self._status(f"running {name} …")
-                try:
-                    outcome = self.variants[name]([_PanelObserver(self, name)])
-                except KeyboardInterrupt:
-                    self._stop.set()
-                    break
-                if isinstance(outcome, FitResult):
-                    if outcome.target_acc is None:
-                        outcome.target_acc = self.target_acc  # time-to-target read from its history
-                    self._histories[name] = outcome.history
-                row = row_from_fit(name, outcome) if isinstance(outcome, FitResult) else {"variant": name, **outcome}
-                self.card.add(row)
-                self.progress.value += 1
-                self._show_card()
-                self._redraw()
-                if row.get("interrupted"):
-                    break
-        finally:
-            self._set_running(False)
-        stopped = self._stop.is_set() or any(r.get("interrupted") for r in self.card.rows)
-        self._status(("stopped: finished rows kept" if stopped else "done") + f" ({len(self.card.rows)} of {len(names)} variants)")
+        stopped = self.stop_requested() or any(r.get("interrupted") for r in self.card.rows)
         self._redraw()
-        summary = self.card.to_text()
-        if echo:
-            print(summary)
+        self.show_summary(self.card.to_text(), echo=echo)
+        self.show_status(("stopped: finished rows kept" if stopped else "done")
+                         + f" ({len(self.card.rows)} of {len(names)} variants)")
         return self.card
 
-    def stop(self) -> None:
-        """Ask the running variant to stop after its current batch."""
-        self._stop.set()
-        self._status("stopping after this batch …")
+    def _run_variant(self, name: str) -> dict:
+        """Run one variant, add its row to the card and redraw; Ctrl-C counts as Stop."""
+        self.show_status(f"running {name} …")
+        try:
+            outcome = self.variants[name]([_PanelObserver(self, name)])
+        except KeyboardInterrupt:
+            self._stop.set()
+            return {}
+        if isinstance(outcome, FitResult):
+            if outcome.target_acc is None:
+                outcome.target_acc = self.target_acc  # time-to-target read from its history
+            self._histories[name] = outcome.history
+        row = row_from_fit(name, outcome) if isinstance(outcome, FitResult) else {"variant": name, **outcome}
+        self.card.add(row)
+        self.progress.value += 1
+        self._show_card()
+        self._redraw()
+        return row
+
+    def background_work(self) -> None:
+        self.run(echo=False)
 
     def wait(self, timeout: float | None = None) -> ResultCard:
-        """Wait for a run started by the Run button to finish; returns the card."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+        """Wait for a run started by the Run button to finish; returns the card (finished rows kept)."""
+        super().wait(timeout)
         return self.card
 
-    def _start_in_background(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self.log.clear_output()
-
-        def work() -> None:
-            try:
-                summary = self.run(echo=False).to_text()
-                self.log.append_stdout(summary + "\n")
-            except Exception as error:  # shown to the learner in one line, never lost in a thread
-                self._set_running(False)
-                self.log.append_stderr(f"{type(error).__name__}: {error}\n")
-                self._status("failed: see the message below")
-
-        self._thread = threading.Thread(target=work, daemon=True)
-        self._thread.start()
-
     # --- drawing ---
-    def _set_running(self, running: bool) -> None:
-        self.run_button.disabled = running
-        self.stop_button.disabled = not running
-        for box in self.checkboxes.values():
-            box.disabled = running
-
-    def _status(self, text: str) -> None:
-        self.status.value = text
-
     def _redraw(self) -> None:
         self.curves.value = figure_png(plot_curves(self._histories, self.target_acc))
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 import torch
-from IPython.display import display
 from matplotlib.figure import Figure
 
 from labkit.errors import LabkitError
 from labkit.techniques import amp
 from labkit.ui import figure_png, text_summary
+from labkit.ui.base import Explorer
 
 FP16_SUBNORMAL, FP16_NORMAL, FP16_MAX = -24, -14, 15.999  # log2 of fp16's smallest subnormal, normal, largest
 
@@ -34,37 +34,30 @@ def plot_fp16_fate(grads: torch.Tensor, scale: float = 1.0) -> Figure:
     return fig
 
 
-class ScaleExplorer:
+class ScaleExplorer(Explorer):
     """Slide the loss scale (a power of two) and watch gradients leave fp16's underflow zone — or overflow."""
 
     def __init__(self, grads: torch.Tensor):
         if grads.numel() == 0:
             raise LabkitError("no gradients to explore: pass amp.activation_gradients(...).")
+        super().__init__()
         self.grads = grads
         self.slider = widgets.IntSlider(value=0, min=-8, max=40, description="log2 scale", continuous_update=False)
-        self.message = widgets.Label()
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="750px"))
         self.slider.observe(lambda change: self.show(change["new"]), names="value")
-        self.widget = widgets.VBox([self.slider, self.message, self.image])
-        self.show(0)
-
-    def _ipython_display_(self) -> None:
-        display(self.widget)
+        self.widget.children = [self.slider, self.message, self.text, self.image]
+        self.attempt(lambda: self._draw(0, echo=False))  # printed when displayed
 
     def show(self, log2_scale: int) -> dict | None:
         """Redraw for scale 2**log2_scale; prints and returns the fractions (None after a bad value)."""
-        try:
-            if not isinstance(log2_scale, int) or not -60 <= log2_scale <= 60:
-                raise LabkitError(f"log2 scale {log2_scale!r} must be a whole number between -60 and 60.")
-            fate = amp.fp16_fate(self.grads, 2.0 ** log2_scale)
-        except LabkitError as error:
-            self.message.value = f"⚠ {error}"
-            print(f"⚠ {error}")
-            return None
-        summary = text_summary(f"loss scale 2^{log2_scale}", {
-            "underflow %": 100 * fate["underflow"], "subnormal %": 100 * fate["subnormal"],
-            "normal %": 100 * fate["normal"], "overflow %": 100 * fate["overflow"]})
-        self.message.value = summary
-        print(summary)
+        return self.attempt(lambda: self._draw(log2_scale, echo=True), echo=True)
+
+    def _draw(self, log2_scale: int, echo: bool) -> dict:
+        if not isinstance(log2_scale, int) or not -60 <= log2_scale <= 60:
+            raise LabkitError(f"log2 scale {log2_scale!r} must be a whole number between -60 and 60.")
+        fate = amp.fp16_fate(self.grads, 2.0 ** log2_scale)
         self.image.value = figure_png(plot_fp16_fate(self.grads, 2.0 ** log2_scale))
+        self.show_summary(text_summary(f"loss scale 2^{log2_scale}", {
+            "underflow %": 100 * fate["underflow"], "subnormal %": 100 * fate["subnormal"],
+            "normal %": 100 * fate["normal"], "overflow %": 100 * fate["overflow"]}), echo=echo)
         return fate

@@ -1,22 +1,21 @@
 """Charts and the pipeline explorer for notebooks/02_data_loading.ipynb.
 
-The explorer only calls `labkit.techniques.dataloading.measure` (what the tests and the CLI use)
-and draws the StepTimes it returns; it also prints a one-line text summary.
+The explorer only calls `labkit.techniques.dataloading` (`effective_setting`, `seeded_model`,
+`measure`: what the tests and the CLI use) and draws the StepTimes it returns; it also prints a
+one-line text summary.
 """
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 import ipywidgets as widgets
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from labkit import env, models
-from labkit.errors import LabkitError
+from labkit import env
 from labkit.results import ResultCard
 from labkit.techniques import dataloading as dl
 from labkit.ui import figure_png, text_summary
+from labkit.ui.base import Explorer
 
 WAIT_COLOR, COMPUTE_COLOR = "tab:red", "tab:blue"
 
@@ -88,19 +87,19 @@ def summary(name: str, t: dl.StepTimes) -> str:
                                "first_batch_ms": 1e3 * t.first_batch_s})
 
 
-class PipelineExplorer:
+class PipelineExplorer(Explorer):
     """Pick a pipeline and DataLoader knobs, press Run, see where each step's time goes.
 
     `explorer.run()` measures the current settings from code (tests, static viewers) and prints
-    the text summary; the Run button does the same and shows bad values as one line.
+    the text summary; the Run button does the same. A bad value is one line in the widget.
     """
 
     def __init__(self, source: dl.Source, *, steps: int | None = None, warmup_steps: int = 3,
                  device: str = "auto"):
+        super().__init__()
         self.source, self.device = source, env.device(device)
         self.steps = steps or env.pick(smoke=4, full=15)
         self.warmup_steps = warmup_steps
-        self._models: dict = {}
         self.pipeline = widgets.Dropdown(options=dl.PIPELINES, value="naive", description="pipeline")
         self.model = widgets.Dropdown(options=["mlp", "small_cnn"], value="mlp", description="model")
         self.num_workers = widgets.IntText(value=0, description="num_workers")
@@ -109,61 +108,32 @@ class PipelineExplorer:
         self.read_latency_ms = widgets.FloatText(value=0.0, description="read ms/img")
         self.pin_memory = widgets.Checkbox(value=False, description="pin_memory (GPU only)", indent=False)
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
-        self.message = widgets.HTML()
+        self.buttons = [self.run_button]
         self.chart = widgets.Image(format="png", layout=widgets.Layout(max_width="760px"))
-        self.run_button.on_click(lambda _: self._on_click())
-        self.widget = widgets.VBox([
+        self.run_button.on_click(lambda _: self.run(echo=False))
+        self.widget.children = [
             widgets.HBox([self.pipeline, self.model]),
             widgets.HBox([self.num_workers, self.batch_size]),
             widgets.HBox([self.prefetch_factor, self.read_latency_ms]),
             widgets.HBox([self.pin_memory, self.run_button]),
-            self.message, self.chart,
-        ])
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-        display(self.widget)
+            self.message, self.text, self.chart,
+        ]
 
     def setting(self) -> dl.LoaderSetting:
-        """The LoaderSetting the controls describe (checked: bad values raise LabkitError)."""
-        setting = dl.LoaderSetting(pipeline=self.pipeline.value, batch_size=self.batch_size.value,
-                                   num_workers=self.num_workers.value, pin_memory=self.pin_memory.value,
-                                   prefetch_factor=self.prefetch_factor.value,
-                                   read_latency_ms=self.read_latency_ms.value)
-        dl.check_setting(setting)
-        return setting
+        """The LoaderSetting the controls describe (unchecked: `dl.effective_setting` checks it)."""
+        return dl.LoaderSetting(pipeline=self.pipeline.value, batch_size=self.batch_size.value,
+                                num_workers=self.num_workers.value, pin_memory=self.pin_memory.value,
+                                prefetch_factor=self.prefetch_factor.value, read_latency_ms=self.read_latency_ms.value)
 
-    def _model(self, name: str):
-        if name not in self._models:
-            env.seed_everything(0)
-            self._models[name] = models.build(name).to(self.device)
-        return self._models[name]
+    def run(self, echo: bool = True) -> dl.StepTimes | None:
+        """Measure the current settings, redraw the chart, and return (and print) the result; None after a bad value."""
+        return self.attempt(lambda: self._measure(echo), status="measuring …", echo=echo)
 
-    def run(self, echo: bool = True) -> dl.StepTimes:
-        """Measure the current settings, redraw the chart, and return (and print) the result."""
-        setting = self.setting()
-        notes = []
-        if setting.pipeline in ("batched", "on_device") and setting.num_workers:
-            notes.append("num_workers is ignored: the batched pipelines use no DataLoader")
-            setting = replace(setting, num_workers=0)
-        if setting.pin_memory and self.device.type != "cuda":
-            notes.append("pin_memory only helps copies to a GPU: ignored here")
-        times = dl.measure(setting, self.source, self._model(self.model.value), steps=self.steps,
+    def _measure(self, echo: bool) -> dl.StepTimes:
+        setting, notes = dl.effective_setting(self.setting(), self.device)
+        times = dl.measure(setting, self.source, dl.seeded_model(self.model.value, self.device), steps=self.steps,
                            warmup_steps=self.warmup_steps, device=self.device)
         name = f"{setting.pipeline}, {setting.num_workers} worker(s), {self.model.value}"
         self.chart.value = figure_png(plot_timelines({name: times}))
-        line = summary(name, times) + ("" if not notes else " (" + "; ".join(notes) + ")")
-        self.message.value = f"<code>{line}</code>"
-        if echo:
-            print(line)
+        self.show_summary(summary(name, times) + ("" if not notes else " (" + "; ".join(notes) + ")"), echo=echo)
         return times
-
-    def _on_click(self) -> None:
-        self.run_button.disabled = True
-        self.message.value = "measuring …"
-        try:
-            self.run(echo=False)
-        except LabkitError as error:  # a bad value: one line in the widget, never a traceback
-            self.message.value = f"<span style='color:#b00'>⚠ {error}</span>"
-        finally:
-            self.run_button.disabled = False

@@ -7,15 +7,13 @@ launch), and draws what comes back; every run also prints a one-line text summar
 from __future__ import annotations
 
 import os
-import threading
 
 import ipywidgets as widgets
-from IPython.display import display
 from matplotlib.figure import Figure
 
-from labkit.errors import LabkitError
 from labkit.techniques import ddp
 from labkit.ui import figure_png, text_summary
+from labkit.ui.base import RunPanel
 
 
 def plot_scaling(report) -> Figure:
@@ -81,66 +79,59 @@ def plot_pipeline(rows: list[dict]) -> Figure:
     return fig
 
 
-class CommExplorer:
+class CommExplorer(RunPanel):
     """Ranks, bucket size and gradient accumulation → a real torchrun launch → throughput and comm share."""
 
+    STOPPING = "stopping every rank …"
+
     def __init__(self, cfg: ddp.DDPConfig | None = None):
+        super().__init__()
         self.cfg = cfg
         self.runs: list[dict] = []
         self._launch: ddp.Launch | None = None
-        self._thread: threading.Thread | None = None
         self.ranks = widgets.BoundedIntText(value=2, min=-99, max=99, description="ranks",
                                             layout=widgets.Layout(width="160px"))
         self.bucket = widgets.Dropdown(options=[0.01, 0.1, 1.0, 25.0], value=25.0, description="bucket MB",
                                        layout=widgets.Layout(width="200px"))
         self.accum = widgets.BoundedIntText(value=1, min=-99, max=99, description="accum steps",
                                             layout=widgets.Layout(width="190px"))
-        self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
-        self.stop_button = widgets.Button(description="Stop", button_style="warning", icon="stop", disabled=True)
-        self.message = widgets.Label(value=f"ready: this machine has {os.cpu_count()} CPU core(s); press Run")
         self.plot = widgets.Image(format="png", layout=widgets.Layout(max_width="820px"))
         self.log = widgets.Output(layout=widgets.Layout(max_height="160px", overflow="auto"))
-        self.run_button.on_click(lambda _: self._start_in_background())
-        self.stop_button.on_click(lambda _: self.stop())
-        self.widget = widgets.VBox([
+        self.show_status(f"ready: this machine has {os.cpu_count()} CPU core(s); press Run")
+        self.widget.children = [
             widgets.HTML("<b>Communication explorer</b> — each Run is a real <code>torchrun</code> launch"),
             widgets.HBox([self.ranks, self.bucket, self.accum, self.run_button, self.stop_button]),
-            self.message, self.plot, self.log,
-        ], layout=widgets.Layout(border="1px solid #ddd", padding="6px"))
-
-    def _ipython_display_(self) -> None:
-        display(self.widget)
+            self.message, self.text, self.plot, self.log,
+        ]
 
     def run(self, ranks: int | None = None, bucket_cap_mb: float | None = None, accum: int | None = None,
             *, echo: bool = True) -> dict | None:
-        """Measure one setting (the widget's by default); returns the row, or None with a message when
-        the setting is not valid or the launch failed."""
+        """Measure one setting (the widget's by default); returns the row, or None with a one-line message
+        when the setting is not valid or the launch failed."""
         ranks = self.ranks.value if ranks is None else ranks
         bucket_cap_mb = self.bucket.value if bucket_cap_mb is None else bucket_cap_mb
         accum = self.accum.value if accum is None else accum
-        self._busy(True)
-        self.message.value = f"running {ranks} rank(s), bucket {bucket_cap_mb:g} MB, accum {accum} …"
-        try:
+        return self.attempt(lambda: self._measure(ranks, bucket_cap_mb, accum, echo), echo=echo)
+
+    def _measure(self, ranks: int, bucket_cap_mb: float, accum: int, echo: bool) -> dict:
+        with self.running():
+            self.show_status(f"running {ranks} rank(s), bucket {bucket_cap_mb:g} MB, accum {accum} …")
             row = ddp.measure_comm(ranks, bucket_cap_mb=bucket_cap_mb, accum=accum, cfg=self.cfg,
                                    on_line=self._log_line, on_start=self._remember)
-        except LabkitError as error:  # a bad value or a failed launch: one clear line, no traceback
-            self.message.value = f"⚠ {error}"
-            if echo:
-                print(f"⚠ {error}")
-            return None
-        finally:
-            self._busy(False)
         self.runs.append(row)
         self.plot.value = figure_png(plot_comm_runs(self.runs))
-        summary = text_summary("DDP step", {k: row[k] for k in ("ranks", "bucket_cap_mb", "accum", "images_per_s",
-                                                                "images_per_s_no_comm", "comm_fraction")})
-        self.message.value = summary
-        if echo:
-            print(summary)
+        self.show_summary(text_summary("DDP step", {k: row[k] for k in ("ranks", "bucket_cap_mb", "accum", "images_per_s",
+                                                                        "images_per_s_no_comm", "comm_fraction")}),
+                          echo=echo)
         return row
+
+    def background_work(self) -> None:
+        self.log.clear_output()
+        self.run(echo=False)
 
     def stop(self) -> None:
         """End the running launch: every rank stops."""
+        super().stop()
         if self._launch is not None:
             self._launch.stop()
 
@@ -149,16 +140,3 @@ class CommExplorer:
 
     def _remember(self, running: ddp.Launch) -> None:
         self._launch = running
-
-    def _busy(self, busy: bool) -> None:
-        self.run_button.disabled = busy
-        self.stop_button.disabled = not busy
-
-    def _start_in_background(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self.log.clear_output()
-        self._thread = threading.Thread(target=lambda: self.run(echo=False), daemon=True)
-        self._thread.start()
-
-

@@ -6,17 +6,14 @@ Every redraw also writes a plain-text summary (for tests and static viewers).
 
 from __future__ import annotations
 
-import html
-
 import ipywidgets as widgets
 import torch
-from IPython.display import display
 from matplotlib.figure import Figure
 
-from labkit.errors import LabkitError
 from labkit.results import ResultCard
 from labkit.techniques import distillation as kd
 from labkit.ui import figure_png
+from labkit.ui.base import Explorer
 
 
 def plot_softened(images: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, classes: tuple[str, ...],
@@ -124,32 +121,26 @@ def summary_text(logits: torch.Tensor, labels: torch.Tensor, classes: tuple[str,
     return "\n".join(lines)
 
 
-class TemperatureExplorer:
+class TemperatureExplorer(Explorer):
     """A temperature slider over the teacher's logits for a few images; redraws the bars and the text."""
 
     def __init__(self, images: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
                  classes: tuple[str, ...], temperature: float = 2.0):
+        super().__init__()
         self.images, self.logits, self.labels, self.classes = images, logits.detach().cpu(), labels.cpu(), classes
         self.slider = widgets.FloatSlider(value=temperature, min=0.0, max=10.0, step=0.25, description="T",
                                           continuous_update=False, readout_format=".2f")
         self.picture = widgets.Image(format="png", layout=widgets.Layout(max_width="1000px"))
-        self.text = widgets.HTML()
         self.slider.observe(lambda change: self.update(change["new"]), names="value")
-        self.widget = widgets.VBox([self.slider, self.picture, self.text])
-        self.last_summary = ""
+        self.widget.children = [self.slider, self.message, self.picture, self.text]
         self.update(temperature)
 
     def update(self, temperature: float) -> str:
-        """Redraw at T; a bad T gives a one-line message in the widget (never a traceback)."""
-        try:
-            summary = summary_text(self.logits, self.labels, self.classes, temperature)
-            self.picture.value = figure_png(plot_softened(self.images, self.logits, self.labels, self.classes,
-                                                          temperature))
-        except LabkitError as error:
-            summary = f"⚠ {error}"
-        self.last_summary = summary
-        self.text.value = f"<pre>{html.escape(summary)}</pre>"
-        return summary
+        """Redraw at T and return the summary; a bad T gives a one-line message in the widget (never a traceback)."""
+        self.attempt(lambda: self._draw(temperature))
+        return self.summary
 
-    def _ipython_display_(self) -> None:
-        display(self.widget)
+    def _draw(self, temperature: float) -> None:
+        summary = summary_text(self.logits, self.labels, self.classes, temperature)
+        self.picture.value = figure_png(plot_softened(self.images, self.logits, self.labels, self.classes, temperature))
+        self.show_summary(summary)

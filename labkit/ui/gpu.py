@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 import torch
-from IPython.display import display
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
 
@@ -12,6 +11,7 @@ from labkit import env
 from labkit.errors import LabkitError
 from labkit.techniques import gpu
 from labkit.ui import figure_png, text_summary
+from labkit.ui.base import Explorer
 
 
 def plot_batch_sweep(curves: dict[str, list[dict]]) -> Figure:
@@ -49,10 +49,11 @@ def plot_fraction_of_peak(points: list[dict], device: str) -> Figure:
     return fig
 
 
-class BatchExplorer:
+class BatchExplorer(Explorer):
     """Pick a model, a batch size and a thread count, press Measure: the point joins the plot."""
 
     def __init__(self, device: torch.device | str = "cpu", min_run_time: float = 0.2):
+        super().__init__()
         self.device = torch.device(device)
         self.min_run_time = min_run_time
         self.curves: dict[str, list[dict]] = {}
@@ -62,38 +63,31 @@ class BatchExplorer:
         self.threads = widgets.IntSlider(value=cores, min=1, max=max(cores, 2), description="threads",
                                          disabled=self.device.type != "cpu")
         self.button = widgets.Button(description="Measure", button_style="primary")
-        self.message = widgets.Label()
+        self.buttons = [self.button]
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="700px"))
         self.button.on_click(lambda _: self.measure())
-        self.widget = widgets.VBox([widgets.HBox([self.model, self.batch, self.threads, self.button]),
-                                    self.message, self.image])
-
-    def _ipython_display_(self) -> None:
-        display(self.widget)
+        self.widget.children = [widgets.HBox([self.model, self.batch, self.threads, self.button]),
+                                self.message, self.text, self.image]
 
     def measure(self, model: str | None = None, batch_size: int | None = None, threads: int | None = None) -> dict | None:
         """Measure one point (the widget's values unless given); returns the row, or None after a bad value."""
         model = model or self.model.value
         batch_size = self.batch.value if batch_size is None else batch_size
         threads = self.threads.value if threads is None else threads
+        return self.attempt(lambda: self._measure(model, batch_size, threads), status="measuring …", echo=True)
+
+    def _measure(self, model: str, batch_size: int, threads: int) -> dict:
+        if batch_size < 1 or batch_size > 4096:
+            raise LabkitError(f"batch size {batch_size} must be between 1 and 4096.")
+        before = torch.get_num_threads()
         try:
-            if batch_size < 1 or batch_size > 4096:
-                raise LabkitError(f"batch size {batch_size} must be between 1 and 4096.")
-            before = torch.get_num_threads()
-            try:
-                env.set_threads(threads)
-                row = gpu.batch_sweep([batch_size], self.device, model, self.min_run_time)[0]
-            finally:
-                torch.set_num_threads(before)
-        except LabkitError as error:
-            self.message.value = f"⚠ {error}"
-            print(f"⚠ {error}")
-            return None
+            env.set_threads(threads)
+            row = gpu.batch_sweep([batch_size], self.device, model, self.min_run_time)[0]
+        finally:
+            torch.set_num_threads(before)
         label = f"{model}, {threads} thread(s)" if self.device.type == "cpu" else model
         self.curves.setdefault(label, []).append(row)
-        summary = text_summary(f"{label} on {self.device.type}", {
-            "batch": batch_size, "images/s": row["images_per_s"], "ms/step": row["ms_per_step"]})
-        self.message.value = summary
-        print(summary)
         self.image.value = figure_png(plot_batch_sweep(self.curves))
+        self.show_summary(text_summary(f"{label} on {self.device.type}", {
+            "batch": batch_size, "images/s": row["images_per_s"], "ms/step": row["ms_per_step"]}), echo=True)
         return row

@@ -7,16 +7,15 @@ plain-text summary (for tests and static viewers).
 
 from __future__ import annotations
 
-import html
 import math
 
 import ipywidgets as widgets
-from IPython.display import display
 from matplotlib.figure import Figure
 
 from labkit.errors import LabkitError
 from labkit.techniques import hpo
 from labkit.ui import figure_png, text_summary
+from labkit.ui.base import Explorer
 
 COLORS = {"grid": "tab:grey", "random": "tab:blue", "tpe": "tab:orange", "tpe_pruned": "tab:green"}
 
@@ -125,11 +124,12 @@ def summary_text(comp: hpo.Comparison, seed: int, n_trials: int, method: str) ->
     return "\n".join(lines)
 
 
-class SearchExplorer:
+class SearchExplorer(Explorer):
     """Pick a method, a seed and how many trials to look at; redraws the curves, the importance and the text."""
 
     def __init__(self, comp: hpo.Comparison, method: str = "tpe_pruned", seed: int | None = None):
         hpo.check_method(method)
+        super().__init__()
         self.comp = comp
         seeds = list(comp.cfg.seeds)
         most = max(len(t) for by_seed in comp.runs.values() for t in by_seed.values())
@@ -138,30 +138,24 @@ class SearchExplorer:
         self.trials = widgets.IntSlider(value=most, min=1, max=most, description="trials", continuous_update=False)
         self.picture = widgets.Image(format="png", layout=widgets.Layout(max_width="1000px"))
         self.bars = widgets.Image(format="png", layout=widgets.Layout(max_width="500px"))
-        self.text = widgets.HTML()
         for control in (self.method, self.seed, self.trials):
             control.observe(lambda _: self.update(), names="value")
-        self.widget = widgets.VBox([widgets.HBox([self.method, self.seed, self.trials]), self.picture, self.bars,
-                                    self.text])
-        self.last_summary = ""
+        self.widget.children = [widgets.HBox([self.method, self.seed, self.trials]), self.message, self.picture,
+                                self.bars, self.text]
         self.update()
 
     def update(self) -> str:
-        """Redraw for the current controls; a problem gives a one-line message (never a traceback)."""
-        method, seed, n = self.method.value, self.seed.value, self.trials.value
-        try:
-            summary = summary_text(self.comp, seed, n, method)
-            self.picture.value = figure_png(plot_best_so_far(self.comp, (seed,), n, highlight=method))
-            try:
-                imp = hpo.importance(self.comp.runs[method][seed][:n], self.comp.cfg.space)
-                self.bars.value = figure_png(plot_importance(imp, title=f"Importance, {method}, {n} trials"))
-            except LabkitError:
-                self.bars.value = b""
-        except LabkitError as error:
-            summary = f"⚠ {error}"
-        self.last_summary = summary
-        self.text.value = f"<pre>{html.escape(summary)}</pre>"
-        return summary
+        """Redraw for the current controls and return the summary; a problem gives a one-line message."""
+        self.attempt(self._draw)
+        return self.summary
 
-    def _ipython_display_(self) -> None:
-        display(self.widget)
+    def _draw(self) -> None:
+        method, seed, n = self.method.value, self.seed.value, self.trials.value
+        summary = summary_text(self.comp, seed, n, method)
+        self.picture.value = figure_png(plot_best_so_far(self.comp, (seed,), n, highlight=method))
+        try:
+            imp = hpo.importance(self.comp.runs[method][seed][:n], self.comp.cfg.space)
+            self.bars.value = figure_png(plot_importance(imp, title=f"Importance, {method}, {n} trials"))
+        except LabkitError:  # too few trials for importance: the summary says so
+            self.bars.value = b""
+        self.show_summary(summary)

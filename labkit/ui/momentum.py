@@ -6,18 +6,16 @@ and draws what comes back. Bad settings (lr ≤ 0, β ≥ 1) become a one-line m
 
 from __future__ import annotations
 
-import math
-
 import ipywidgets as widgets
 import numpy as np
 import torch
-from IPython.display import display
 from matplotlib.figure import Figure
 
 from labkit.errors import LabkitError
 from labkit.results import ResultCard
 from labkit.techniques import momentum as mom
 from labkit.ui import figure_png
+from labkit.ui.base import Explorer
 
 COLORS = {"gd": "tab:blue", "heavy_ball": "tab:red", "nesterov": "tab:orange", "rmsprop": "tab:green",
           "adam": "tab:purple"}
@@ -163,7 +161,7 @@ def plot_epochs_per_seed(card: ResultCard, budget: int) -> Figure:
 
 # ---------------------------------------------------------------- the explorer
 
-class MomentumExplorer:
+class MomentumExplorer(Explorer):
     """Sliders for κ, rotation, learning rates and β; paths of five torch.optim optimizers, redrawn.
 
     `explorer.summary` holds the plain-text result of the last redraw (it is also printed when
@@ -172,6 +170,8 @@ class MomentumExplorer:
 
     def __init__(self, kappa: float = 100.0, lr: float = 1.0, beta: float = 0.8, adaptive_lr: float = 0.05,
                  steps: int = 200, names: tuple[str, ...] = mom.QUADRATIC_OPTIMIZERS):
+        super().__init__(framed=True)
+        self._quiet = False  # True while set_best moves two sliders: one redraw, not two
         slider = dict(continuous_update=False, style={"description_width": "150px"},
                       layout=widgets.Layout(width="420px"))
         self.kappa = widgets.FloatLogSlider(value=kappa, base=10, min=0, max=3, step=0.05,
@@ -188,29 +188,25 @@ class MomentumExplorer:
                            for n in mom.QUADRATIC_OPTIMIZERS}
         self.best_button = widgets.Button(description="best lr, β for heavy ball", icon="star")
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="1000px"))
-        self.message = widgets.HTML()
-        self.text = widgets.HTML()
-        self.summary = ""
         for control in (self.kappa, self.angle, self.lr, self.beta, self.adaptive_lr, self.steps,
                         *self.checkboxes.values()):
             control.observe(lambda _: self.update(), names="value")
         self.best_button.on_click(lambda _: self.set_best())
-        self.widget = widgets.VBox([
+        self.widget.children = [
             widgets.HTML("<b>Momentum explorer</b> — f(x) = ½xᵀAx with eigenvalues 1/κ and 1; "
                          "every path is a real torch.optim optimizer"),
             widgets.HBox([widgets.VBox([self.kappa, self.angle, self.steps]),
                           widgets.VBox([self.lr, self.beta, self.adaptive_lr])]),
             widgets.HBox([*self.checkboxes.values(), self.best_button]),
             self.message, self.image, self.text,
-        ], layout=widgets.Layout(border="1px solid #ddd", padding="6px"))
+        ]
         self.update()
-
-    def _ipython_display_(self) -> None:
-        display(self.widget)
-        print(self.summary)
 
     def set_best(self) -> None:
         """Move lr and β to Polyak's optimum for the current κ (one redraw)."""
+        self.attempt(self._set_best)
+
+    def _set_best(self) -> None:
         best = mom.best_heavy_ball(mom.Quadratic(self.kappa.value))
         self._quiet = True  # the two assignments below would each redraw
         try:
@@ -220,25 +216,19 @@ class MomentumExplorer:
         self.update()
 
     def update(self) -> str:
-        """Recompute every chosen path and redraw; a bad setting becomes a message, not a traceback."""
-        if getattr(self, "_quiet", False):
-            return self.summary
+        """Recompute every chosen path, redraw and return the summary; a bad setting becomes a one-line message."""
+        if not self._quiet:
+            self.attempt(self._draw)
+        return self.summary
+
+    def _draw(self) -> None:
         names = [n for n, box in self.checkboxes.items() if box.value]
-        try:
-            if not names:
-                raise LabkitError("Tick at least one optimizer.")
-            runs = mom.explore(self.kappa.value, self.lr.value, self.beta.value, self.adaptive_lr.value, names,
-                               steps=self.steps.value, angle_deg=self.angle.value)
-        except LabkitError as error:
-            self.message.value = f"<span style='color:#b00'>⚠ {error}</span>"
-            self.summary = f"momentum explorer: {error}"
-            self.text.value = ""
-            return self.summary
-        self.message.value = ""
+        if not names:
+            raise LabkitError("Tick at least one optimizer.")
+        runs = mom.explore(self.kappa.value, self.lr.value, self.beta.value, self.adaptive_lr.value, names,
+                           steps=self.steps.value, angle_deg=self.angle.value)
         q = mom.Quadratic(self.kappa.value, self.angle.value)
         self.image.value = figure_png(plot_trajectories(q, runs))
         head = (f"κ={q.kappa:.3g}, rotation {self.angle.value:g}°, lr={self.lr.value:g}, β={self.beta.value:g}, "
                 f"adaptive lr={self.adaptive_lr.value:g}, tolerance 1e-6·||x_0||")
-        self.summary = "momentum explorer: " + head + "\n" + "\n".join("  " + r.describe() for r in runs)
-        self.text.value = "<pre>" + self.summary + "</pre>"
-        return self.summary
+        self.show_summary("momentum explorer: " + head + "\n" + "\n".join("  " + r.describe() for r in runs))

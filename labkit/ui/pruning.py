@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import copy
-
 import ipywidgets as widgets
 import pandas as pd
 from matplotlib.figure import Figure
 from torch import nn
 
 from labkit.data import Splits
-from labkit.errors import LabkitError
 from labkit.techniques import pruning
 from labkit.ui import figure_png, text_summary
+from labkit.ui.base import Explorer
 
 
 def plot_sparsity_curve(curve: pd.DataFrame, marks: dict[str, tuple[float, float]] | None = None,
@@ -46,42 +44,30 @@ def plot_sensitivity(scan: pd.DataFrame) -> Figure:
     return fig
 
 
-class SparsityExplorer:
+class SparsityExplorer(Explorer):
     """Slide the sparsity: the model is pruned (layer-wise and global) and the curve redrawn with both points."""
 
     def __init__(self, model: nn.Module, splits: Splits, curve: pd.DataFrame, sparsity: float = 0.8):
+        super().__init__()
         self.model, self.splits, self.curve = model, splits, curve
         self.dense_acc = pruning.accuracy(model, splits)
         self.slider = widgets.FloatSlider(value=sparsity, min=0.0, max=0.99, step=0.01, description="sparsity",
                                           continuous_update=False, readout_format=".2f")
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="700px"))
-        self.text = widgets.Label()
         self.slider.observe(lambda _: self.update(), names="value")
-        self.widget = widgets.VBox([self.slider, self.image, self.text])
+        self.widget.children = [self.slider, self.message, self.image, self.text]
         self.update()
 
-    def measure(self, sparsity: float) -> dict[str, float]:
-        """Accuracy of layer-wise and global pruning at `sparsity` (no fine-tuning)."""
-        pruning.check_sparsity(sparsity)
-        return {"layer-wise": pruning.accuracy(pruning.prune_layerwise(copy.deepcopy(self.model), sparsity), self.splits),
-                "global": pruning.accuracy(pruning.prune_global(copy.deepcopy(self.model), sparsity), self.splits)}
-
     def update(self, sparsity: float | None = None) -> str:
+        """Prune copies to `sparsity` (the slider's by default), redraw, and return the text summary."""
         sparsity = self.slider.value if sparsity is None else sparsity
-        try:
-            accs = self.measure(sparsity)
-        except LabkitError as error:
-            self.text.value = f"⚠ {error}"
-            return self.text.value
+        self.attempt(lambda: self._draw(sparsity), status="measuring …")
+        return self.summary
+
+    def _draw(self, sparsity: float) -> None:
+        accs = pruning.accuracy_at(self.model, self.splits, sparsity)
         marks = {f"{k} at {100 * sparsity:.0f} %": (sparsity, v) for k, v in accs.items()}
         self.image.value = figure_png(plot_sparsity_curve(self.curve, marks, self.dense_acc))
-        self.text.value = text_summary(f"sparsity {100 * sparsity:.0f} %",
+        self.show_summary(text_summary(f"sparsity {100 * sparsity:.0f} %",
                                        {"dense_acc": self.dense_acc, "layerwise_acc": accs["layer-wise"],
-                                        "global_acc": accs["global"]})
-        return self.text.value
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
-        print(self.text.value)
+                                        "global_acc": accs["global"]}))

@@ -6,9 +6,9 @@ import ipywidgets as widgets
 import torch
 from matplotlib.figure import Figure
 
-from labkit.errors import LabkitError
 from labkit.techniques import quantization as quant
 from labkit.ui import figure_png, text_summary
+from labkit.ui.base import Explorer
 
 
 def plot_bits(x: torch.Tensor, bits: int, per_channel: bool = False) -> tuple[Figure, dict]:
@@ -63,35 +63,28 @@ def summary(numbers: dict, per_channel: bool) -> str:
                          "sqnr_db": numbers["sqnr_db"]})
 
 
-class BitWidthExplorer:
+class BitWidthExplorer(Explorer):
     """A bits slider and a per-channel switch over one weight tensor; redraws the grid and the error."""
 
     def __init__(self, weight: torch.Tensor, bits: int = 8):
+        super().__init__()
         self.weight = weight.detach().float().cpu()
         self.bits = widgets.IntSlider(value=bits, min=1, max=8, description="bits", continuous_update=False)
         self.per_channel = widgets.Checkbox(value=False, description="per channel", indent=False)
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="900px"))
-        self.text = widgets.Label()
         self.bits.observe(lambda _: self.update(), names="value")
         self.per_channel.observe(lambda _: self.update(), names="value")
-        self.widget = widgets.VBox([widgets.HBox([self.bits, self.per_channel]), self.image, self.text])
+        self.widget.children = [widgets.HBox([self.bits, self.per_channel]), self.message, self.image, self.text]
         self.update()
 
     def update(self, bits: int | None = None, per_channel: bool | None = None) -> str:
         """Redraw for `bits` (the slider's value by default); returns and shows the text summary."""
         bits = self.bits.value if bits is None else bits
         per_channel = self.per_channel.value if per_channel is None else per_channel
-        try:
-            fig, numbers = plot_bits(self.weight, bits, per_channel)
-        except LabkitError as error:
-            self.text.value = f"⚠ {error}"
-            return self.text.value
+        self.attempt(lambda: self._draw(bits, per_channel))
+        return self.summary
+
+    def _draw(self, bits: int, per_channel: bool) -> None:
+        fig, numbers = plot_bits(self.weight, bits, per_channel)
         self.image.value = figure_png(fig)
-        self.text.value = summary(numbers, per_channel)
-        return self.text.value
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
-        print(self.text.value)
+        self.show_summary(summary(numbers, per_channel))

@@ -10,13 +10,12 @@ import statistics
 
 import ipywidgets as widgets
 import numpy as np
-from IPython.display import display
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
-from labkit.errors import LabkitError
 from labkit.techniques import schedules
 from labkit.ui import figure_png, text_summary
+from labkit.ui.base import Explorer
 
 
 # ----------------------------------------------------------------------------- plots
@@ -132,15 +131,16 @@ def plot_lr_sweep(sweep: dict[float, schedules.SeedSummary], num_classes: int) -
 
 
 # ----------------------------------------------------------------------------- the explorer
-class ScheduleExplorer:
+class ScheduleExplorer(Explorer):
     """Pick a schedule, a peak rate, a budget and how often `scheduler.step()` is called; see the rate per batch.
 
-    Every change redraws the plot and rewrites a one-line text summary (`explorer.text`).
+    Every change redraws the plot and rewrites a one-line text summary (`explorer.summary`).
     A bad value (lr ≤ 0, zero steps) shows a one-line message in the widget, never a traceback.
     """
 
     def __init__(self, schedule: str = "onecycle", lr: float = 0.05, epochs: int = 12, steps_per_epoch: int = 79,
                  warmup_epochs: int = 1, step_per: str = "batch"):
+        super().__init__(framed=True)
         style = {"description_width": "120px"}
         self.schedule = widgets.Dropdown(options=schedules.SCHEDULES, value=schedule, description="schedule", style=style)
         self.lr = widgets.FloatText(value=lr, step=0.01, description="peak lr", style=style)
@@ -152,42 +152,33 @@ class ScheduleExplorer:
         self.step_per = widgets.ToggleButtons(options=["batch", "epoch"], value=step_per,
                                               description="step() every", style=style)
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="760px"))
-        self.message = widgets.HTML()
-        self.text = ""
         for control in self.controls:
             control.observe(lambda _: self.update(), names="value")
-        self.widget = widgets.VBox([widgets.HBox([widgets.VBox(self.controls[:3]), widgets.VBox(self.controls[3:])]),
-                                    self.message, self.image],
-                                   layout=widgets.Layout(border="1px solid #ddd", padding="6px"))
+        self.widget.children = [widgets.HBox([widgets.VBox(self.controls[:3]), widgets.VBox(self.controls[3:])]),
+                                self.message, self.text, self.image]
         self.update()
 
     @property
     def controls(self) -> list[widgets.Widget]:
         return [self.schedule, self.lr, self.epochs, self.steps_per_epoch, self.warmup_epochs, self.step_per]
 
-    def _ipython_display_(self) -> None:
-        display(self.widget)
-
     def update(self) -> str:
         """Recompute the trace from the controls, redraw, and return (and show) the text summary."""
+        self.attempt(self._draw)
+        return self.summary
+
+    def _draw(self) -> None:
         settings = dict(lr=self.lr.value, epochs=self.epochs.value, steps_per_epoch=self.steps_per_epoch.value,
                         warmup_epochs=self.warmup_epochs.value)
-        try:
-            rates = schedules.lr_trace(self.schedule.value, step_per=self.step_per.value, **settings)
-            planned = schedules.lr_trace(self.schedule.value, step_per="batch", **settings)
-        except LabkitError as error:
-            self.text = f"⚠ {error}"
-            self.message.value = f"<span style='color:#b00'>{self.text}</span>"
-            return self.text
+        rates = schedules.lr_trace(self.schedule.value, step_per=self.step_per.value, **settings)
+        planned = schedules.lr_trace(self.schedule.value, step_per="batch", **settings)
         traces = {f"stepped every {self.step_per.value}": rates}
         if self.step_per.value == "epoch":
             traces["planned (stepped every batch)"] = planned
         fig = plot_lr_traces(traces, self.steps_per_epoch.value,
                              title=f"{self.schedule.value}: the rate each batch trains with")
         self.image.value = figure_png(fig)
-        self.text = text_summary(self.schedule.value, {
+        self.show_summary(text_summary(self.schedule.value, {
             "step() every": self.step_per.value, "first lr": rates[0], "max lr": max(rates),
             "last lr": rates[-1], "mean lr": statistics.mean(rates),
-            "mean lr as planned": statistics.mean(planned)})
-        self.message.value = f"<code>{self.text}</code>"
-        return self.text
+            "mean lr as planned": statistics.mean(planned)}))

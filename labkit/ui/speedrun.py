@@ -6,19 +6,16 @@ Thin: each run calls `labkit.techniques.speedrun.train_run` (the function the ab
 
 from __future__ import annotations
 
-import html
 import math
-import threading
 
 import ipywidgets as widgets
 import numpy as np
 import pandas as pd
-from IPython.display import display
 from matplotlib.figure import Figure
 
-from labkit.errors import LabkitError
 from labkit.techniques import speedrun as sr
 from labkit.ui import figure_png, text_summary
+from labkit.ui.base import RunPanel
 
 
 def plot_runs(entries: list[dict], target_acc: float) -> Figure:
@@ -118,7 +115,7 @@ def entry_text(entry: dict, target_acc: float) -> str:
                          **({"skipped": "; ".join(entry["skipped"])} if entry["skipped"] else {})})
 
 
-class SpeedrunPanel:
+class SpeedrunPanel(RunPanel):
     """Checkboxes for the switches, Run / Stop, a leaderboard of every run so far and their curves.
 
     `panel.run(["in_memory", "momentum"])` from code does what the Run button does (in this thread)
@@ -128,36 +125,26 @@ class SpeedrunPanel:
     def __init__(self, cfg: sr.SpeedrunConfig, splits, source, *, device: str = "auto",
                  ticked: list[str] | None = None):
         sr.check_config(cfg)
+        super().__init__()
         self.cfg, self.splits, self.source, self.device = cfg, splits, source, device
         self.entries: list[dict] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         ticked = sr.check_switches(ticked or [])
         self.checkboxes = {s: widgets.Checkbox(value=s in ticked, description=s, indent=False,
                                                layout=widgets.Layout(width="auto")) for s in sr.SWITCHES}
+        self.locked = list(self.checkboxes.values())
         self.seed = widgets.BoundedIntText(value=0, min=0, max=10_000, description="seed",
                                            layout=widgets.Layout(width="140px"))
-        self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
-        self.stop_button = widgets.Button(description="Stop", button_style="warning", icon="stop", disabled=True)
-        self.status = widgets.Label(value="tick techniques and press Run")
         self.curves = widgets.Image(format="png", layout=widgets.Layout(max_width="850px"))
         self.table = widgets.HTML()
-        self.log = widgets.Output()
-        self.run_button.on_click(lambda _: self._start_in_background())
-        self.stop_button.on_click(lambda _: self.stop())
-        self.widget = widgets.VBox([
+        self.show_status("tick techniques and press Run")
+        self.widget.children = [
             widgets.HTML(f"<b>Speedrun</b> — target {100 * cfg.target_acc:.0f} % test accuracy, budget {cfg.epochs} "
                          f"epochs; all boxes empty = the naive first attempt"),
             widgets.HBox(list(self.checkboxes.values()), layout=widgets.Layout(flex_flow="row wrap")),
-            widgets.HBox([self.seed, self.run_button, self.stop_button, self.status]),
-            self.curves, self.table, self.log,
-        ], layout=widgets.Layout(border="1px solid #ddd", padding="6px"))
-        self.widget.add_class("labkit-panel")
-        self.status.add_class("labkit-status")
+            widgets.HBox([self.seed, self.run_button, self.stop_button, self.message]),
+            self.curves, self.table,
+        ]
         self.table.add_class("labkit-card")
-
-    def _ipython_display_(self) -> None:
-        display(self.widget)
 
     def ticked(self) -> list[str]:
         return [s for s, box in self.checkboxes.items() if box.value]
@@ -167,19 +154,18 @@ class SpeedrunPanel:
         switches = sr.check_switches(self.ticked() if switches is None else switches)
         seed = self.seed.value if seed is None else seed
         cfg = sr.with_switches(self.cfg, switches)
-        self._stop.clear()
-        self._set_running(True)
-        self.status.value = f"running {'+'.join(switches) or 'naive'} …"
-        try:
+        with self.running():
+            self.show_status(f"running {'+'.join(switches) or 'naive'} …")
             result = sr.train_run(cfg, self.splits, self.source, seed, device=self.device, callbacks=[self])
-        finally:
-            self._set_running(False)
         entry = self.add(result, echo=echo)
-        self.status.value = "stopped: the run so far is kept" if result.fit.interrupted else "done"
+        self.show_status("stopped: the run so far is kept" if result.fit.interrupted else "done")
         return entry
 
+    def background_work(self) -> None:
+        self.run(echo=False)
+
     def add(self, result: sr.Run, echo: bool = True) -> dict:
-        """Put a finished run (from here or from `sr.train_run`) on the leaderboard and redraw."""
+        """Put a finished run (from here or from `sr.train_run`) on the leaderboard, redraw, show its summary."""
         switches = sr.switches_on(sr.SpeedrunConfig(**result.config))
         entry = {"run": len(self.entries) + 1, "label": "+".join(switches) or "naive", "seed": result.seed,
                  "time_to_target_s": result.time_to_target_s, "final_acc": result.final_acc,
@@ -188,8 +174,7 @@ class SpeedrunPanel:
                  "config": result.config, "code_hash": sr.code_hash()}
         self.entries.append(entry)
         self.redraw()
-        if echo:
-            print(entry_text(entry, self.cfg.target_acc))
+        self.show_summary(entry_text(entry, self.cfg.target_acc), echo=echo)
         return entry
 
     def leaderboard(self) -> pd.DataFrame:
@@ -203,46 +188,13 @@ class SpeedrunPanel:
 
     # --- callbacks from train_run: Stop ends the run after the current batch ---
     def on_batch_end(self, state) -> bool:
-        return self._stop.is_set()
+        return self.stop_requested()
 
     def on_epoch_end(self, state) -> bool:
         last = state.rows[-1]
-        self.status.value = f"epoch {last['epoch']:.1f}: test accuracy {100 * last['test_acc']:.1f} %"
-        return self._stop.is_set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.status.value = "stopping after this batch …"
-
-    def wait(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self.show_status(f"epoch {last['epoch']:.1f}: test accuracy {100 * last['test_acc']:.1f} %")
+        return self.stop_requested()
 
     def redraw(self) -> None:
         self.curves.value = figure_png(plot_runs(self.entries, self.cfg.target_acc))
         self.table.value = self.leaderboard().to_html(float_format=lambda v: f"{v:.4g}", na_rep="not reached")
-
-    def _start_in_background(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self.log.clear_output()
-
-        def work() -> None:
-            try:
-                entry = self.run(echo=False)
-                self.log.append_stdout(entry_text(entry, self.cfg.target_acc) + "\n")
-            except LabkitError as error:  # one line for the learner, never lost in a thread
-                self.log.append_stderr(f"LabkitError: {error}\n")
-                self.status.value = "failed: see the message below"
-            except Exception as error:
-                self.log.append_stderr(f"{type(error).__name__}: {html.escape(str(error))}\n")
-                self.status.value = "failed: see the message below"
-
-        self._thread = threading.Thread(target=work, daemon=True)
-        self._thread.start()
-
-    def _set_running(self, running: bool) -> None:
-        self.run_button.disabled = running
-        self.stop_button.disabled = not running
-        for box in self.checkboxes.values():
-            box.disabled = running

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 
 import ipywidgets as widgets
-from IPython.display import display
 from matplotlib.figure import Figure
 
 from labkit import data
 from labkit.errors import LabkitError
 from labkit.techniques import transfer
 from labkit.ui import figure_png, text_summary
+from labkit.ui.base import Explorer
 
 COLORS = {"scratch": "tab:grey", "linear probe": "tab:blue", "fine-tune": "tab:red", "discriminative": "tab:green",
           "EfficientNet-Lite0 probe": "tab:purple"}
@@ -73,11 +73,12 @@ def plot_examples(source: data.Splits, target: data.Splits, per_class: int = 3) 
     return fig
 
 
-class TransferExplorer:
+class TransferExplorer(Explorer):
     """Pick k, a strategy and the backbone learning rate; Run trains scratch and that strategy on the
     same k images per class (one seed) and shows both accuracies with a one-line summary."""
 
     def __init__(self, target: data.Splits, cfg: transfer.TransferConfig):
+        super().__init__()
         self.target, self.cfg = target, cfg
         self.k = widgets.IntSlider(value=5, min=1, max=200, description="k per class", continuous_update=False)
         self.strategy = widgets.Dropdown(options=list(transfer.STRATEGIES[1:]), value="fine-tune",
@@ -85,15 +86,11 @@ class TransferExplorer:
         self.lr = widgets.FloatText(value=cfg.finetune_lr, description="backbone lr", step=0.005)
         self.seed = widgets.IntText(value=0, description="seed")
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
-        self.message = widgets.HTML()
+        self.buttons = [self.run_button]
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="520px"))
-        self.summary = widgets.Label()
         self.run_button.on_click(lambda _: self.run())
-        self.widget = widgets.VBox([widgets.HBox([self.k, self.strategy]), widgets.HBox([self.lr, self.seed]),
-                                    self.run_button, self.message, self.image, self.summary])
-
-    def _ipython_display_(self) -> None:
-        display(self.widget)
+        self.widget.children = [widgets.HBox([self.k, self.strategy]), widgets.HBox([self.lr, self.seed]),
+                                self.run_button, self.message, self.image, self.text]
 
     def _config(self) -> transfer.TransferConfig:
         if not self.lr.value > 0:
@@ -103,28 +100,18 @@ class TransferExplorer:
 
     def run(self) -> dict | None:
         """Train and draw; returns {strategy: accuracy, ...} or None (with a message) for bad settings."""
-        self.message.value = ""
-        try:
-            cfg = self._config()
-            self.run_button.disabled = True
-            self.summary.value = "training …"
-            runs = transfer.compare(self.target, cfg, strategies=("scratch", self.strategy.value))
-        except LabkitError as error:
-            self.message.value = f"<span style='color:#b00'>⚠ {error}</span>"
-            self.summary.value = ""
-            print(f"⚠ {error}")
-            return None
-        finally:
-            self.run_button.disabled = False
+        return self.attempt(self._train, status="training …", echo=True)
+
+    def _train(self) -> dict:
+        cfg = self._config()
+        runs = transfer.compare(self.target, cfg, strategies=("scratch", self.strategy.value))
         result = {r["strategy"]: r["accuracy"] for r in runs}
         result["gain_pt"] = 100 * (result[self.strategy.value] - result["scratch"])
         self.image.value = figure_png(self._plot(runs))
-        line = text_summary(f"k={cfg.ks[0]}, seed {cfg.seeds[0]}, backbone lr {cfg.finetune_lr:g}",
-                            {f"{r['strategy']} acc %": 100 * r["accuracy"] for r in runs}
-                            | {"gain pt": result["gain_pt"]}
-                            | {f"{r['strategy']} s": r["train_time_s"] for r in runs})
-        self.summary.value = line
-        print(line)
+        self.show_summary(text_summary(f"k={cfg.ks[0]}, seed {cfg.seeds[0]}, backbone lr {cfg.finetune_lr:g}",
+                                       {f"{r['strategy']} acc %": 100 * r["accuracy"] for r in runs}
+                                       | {"gain pt": result["gain_pt"]}
+                                       | {f"{r['strategy']} s": r["train_time_s"] for r in runs}), echo=True)
         return result
 
     def _plot(self, runs: list[dict]) -> Figure:
