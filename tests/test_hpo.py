@@ -186,6 +186,23 @@ def test_summary_has_the_headline_keys(comparison):
     assert report.to_json()  # config and headline are JSON-able (inf becomes null)
 
 
+def test_winners_are_trained_again_on_the_searched_split_with_a_fresh_seed(comparison, tiny_splits, monkeypatch):
+    """The winner's-curse check compares like with like: same split, same validation images, new seed."""
+    calls = []
+    real = hpo.train_trial
+    monkeypatch.setattr(hpo, "train_trial", lambda params, splits, epochs, seed, *a, **kw: (
+        calls.append((len(splits.X_train), len(splits.X_test), seed)), real(params, splits, epochs, seed, *a, **kw))[1])
+    cfg = _cfg(seeds=(3,), space=_space(lr_grid=(0.01, 0.1)))
+    comp = hpo.compare(cfg, tiny_splits, "smoke", methods=("grid",))
+    searched = hpo.validation_split(tiny_splits, cfg.val_fraction)
+    rerun, test = calls[-2], calls[-1]
+    assert rerun == (len(searched.X_train), len(searched.X_test), 3 + hpo.RERUN_SEED)
+    assert test == (len(tiny_splits.X_train), len(tiny_splits.X_test), 3)
+    assert 0 < comp.rerun_val["grid"][3] <= 100
+    per_seed = hpo.summarize(comparison).config["per_seed"]
+    assert all(len(per_seed[m]["rerun_val_pct"]) == 2 for m in hpo.METHODS)
+
+
 def test_headline_smoke_with_a_tiny_config():
     cfg = hpo.SearchConfig(epochs=1, seeds=(0,), space={"lr": Float(1e-2, 0.5, log=True, grid=(0.05, 0.2))})
     report = hpo.headline("smoke", cfg)
@@ -197,13 +214,13 @@ def test_headline_smoke_with_a_tiny_config():
 def test_explorer_redraws_and_summarises(comparison):
     explorer = hpo_ui.SearchExplorer(comparison, method="random")
     assert bytes(explorer.picture.value).startswith(b"\x89PNG")
-    assert "grid: best_pct=" in explorer.last_summary and "tpe_pruned" in explorer.last_summary
+    assert "grid: best_pct=" in explorer.summary and "tpe_pruned" in explorer.summary
     picture = explorer.picture.value
     explorer.trials.value = 2
-    assert "first 2 trials" in explorer.last_summary and explorer.picture.value != picture
-    assert "at least 4 finished" in explorer.last_summary  # too few trials for importance: said, not raised
+    assert "first 2 trials" in explorer.summary and explorer.picture.value != picture
+    assert "at least 4 finished" in explorer.summary  # too few trials for importance: said, not raised
     explorer.seed.value = 1
-    assert explorer.last_summary.startswith("seed 1")
+    assert explorer.summary.startswith("seed 1")
     with pytest.raises(LabkitError, match="Unknown search method"):
         hpo_ui.SearchExplorer(comparison, method="bayes")
 

@@ -44,6 +44,7 @@ from labkit.results import BenchReport, ResultCard
 
 METHODS = ("grid", "random", "tpe", "tpe_pruned")
 WITHIN_PT = 0.5  # "came within half a point of the best": about the seed-to-seed noise of one trial
+RERUN_SEED = 1000  # the winner trained again with seed + this: fresh initialisation and batch order
 
 
 # ----------------------------------------------------------------------------- the search space
@@ -127,6 +128,7 @@ def grid_size(space: Space) -> int:
 
 def suggest(trial: optuna.Trial, space: Space) -> dict:
     """Ask the trial's sampler for one value of each hyperparameter."""
+    # shown in notebook 12_hyperparameter_search
     params = {}
     for name, p in space.items():
         if isinstance(p, Float):
@@ -200,14 +202,15 @@ def train_trial(params: dict, splits: data.Splits, epochs: int, seed: int,
     """Train the MLP with `params` for up to `epochs` epochs; return its accuracy on `splits`' held-out
     part after each epoch. `on_epoch(epoch, acc)` returning True stops it early. The cosine schedule
     spans `total_epochs` (default `epochs`), so a trial cut short follows the same schedule."""
+    # shown in notebook 12_hyperparameter_search
     cfg = cfg or SearchConfig()
     env.seed_everything(seed)
     model = models.MLP(width=int(params.get("width", 64)))
     opt = torch.optim.SGD(model.parameters(), lr=params["lr"], momentum=params.get("momentum", 0.9),
                           weight_decay=params.get("weight_decay", 0.0))
-    steps = (total_epochs or epochs) * math.ceil(len(splits.y_train) / cfg.batch_size)
+    span = total_epochs or epochs  # fit plans the schedule over `epochs`: stretch it to `span` epochs
     fit = train.fit(model, splits, epochs=epochs, batch_size=cfg.batch_size, opt=opt, seed=seed, progress=False,
-                    scheduler=lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=steps),
+                    scheduler=lambda o, total: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=total * span // epochs),
                     callbacks=[_EachEpoch(on_epoch)] if on_epoch else (), device=splits.X_train.device)
     return fit.history["test_acc"].tolist()
 
@@ -228,6 +231,7 @@ class TrialRecord:
 
 
 def make_sampler(method: str, space: Space, seed: int) -> optuna.samplers.BaseSampler:
+    # shown in notebook 12_hyperparameter_search
     check_method(method)
     if method == "grid":
         return optuna.samplers.GridSampler({name: list(p.grid) for name, p in space.items()}, seed=seed)
@@ -238,6 +242,7 @@ def make_sampler(method: str, space: Space, seed: int) -> optuna.samplers.BaseSa
 
 def make_pruner(method: str) -> optuna.pruners.BasePruner:
     """MedianPruner for tpe_pruned; no pruning otherwise (create_study's default pruner is a MedianPruner!)."""
+    # shown in notebook 12_hyperparameter_search
     return optuna.pruners.MedianPruner() if method == "tpe_pruned" else optuna.pruners.NopPruner()
 
 
@@ -257,6 +262,7 @@ def search(method: str, splits: data.Splits, cfg: SearchConfig, seed: int = 0) -
 
     `splits` holds the training images and the VALIDATION images (in its test fields).
     """
+    # shown in notebook 12_hyperparameter_search
     check_method(method)
     check_config(cfg)
     budget = cfg.budget()
@@ -384,12 +390,14 @@ def ablation(params: dict, splits: data.Splits, cfg: SearchConfig, seed: int = 0
 
 @dataclass
 class Comparison:
-    """Every search of every method over the seeds, and each winner's test accuracy."""
+    """Every search of every method over the seeds, each winner's test accuracy, and each winner trained
+    again on the searched split with a fresh seed (the like-with-like check of the winner's curse)."""
 
     cfg: SearchConfig
     runs: dict[str, dict[int, list[TrialRecord]]]   # method -> seed -> trials
     test_acc: dict[str, dict[int, float]]            # method -> seed -> test accuracy (%) of its best setting
     run_mode: str
+    rerun_val: dict[str, dict[int, float]] = field(default_factory=dict)  # method -> seed -> validation acc (%)
 
     def records(self, method: str) -> list[TrialRecord]:
         """All trials of `method`, over every seed."""
@@ -399,21 +407,25 @@ class Comparison:
 def compare(cfg: SearchConfig, splits: data.Splits, run_mode: str = "full",
             methods: tuple[str, ...] = METHODS) -> Comparison:
     """Each method over each seed, seeds outside and methods inside (a busy moment hits all methods alike);
-    then each search's best setting retrained on all training images and scored once on the test set."""
+    then each search's best setting trained again with a fresh seed on the split it was searched on
+    (scored on the same validation images), and retrained on all training images and scored on the test set."""
     check_config(cfg)
     for m in methods:
         check_method(m)
     search_splits = validation_split(splits, cfg.val_fraction)
     runs: dict[str, dict[int, list[TrialRecord]]] = {m: {} for m in methods}
     test_acc: dict[str, dict[int, float]] = {m: {} for m in methods}
+    rerun_val: dict[str, dict[int, float]] = {m: {} for m in methods}
     for seed in cfg.seeds:
         for m in methods:
             runs[m][seed] = search(m, search_splits, cfg, seed)
     with env.cpu_threads(cfg.threads):
         for seed in cfg.seeds:
             for m in methods:
-                test_acc[m][seed] = 100 * train_trial(best_params(runs[m][seed]), splits, cfg.epochs, seed, cfg=cfg)[-1]
-    return Comparison(cfg, runs, test_acc, run_mode)
+                best = best_params(runs[m][seed])
+                rerun_val[m][seed] = 100 * train_trial(best, search_splits, cfg.epochs, seed + RERUN_SEED, cfg=cfg)[-1]
+                test_acc[m][seed] = 100 * train_trial(best, splits, cfg.epochs, seed, cfg=cfg)[-1]
+    return Comparison(cfg, runs, test_acc, run_mode, rerun_val)
 
 
 def grid_time_ratios(comp: Comparison, method: str = "tpe_pruned") -> list[float]:
@@ -438,9 +450,11 @@ def summarize(comp: Comparison) -> BenchReport:
         bests = [best_value(by_seed[s]) for s in seeds]
         times = [time_to_best(by_seed[s]) for s in seeds]
         tests = [comp.test_acc[m][s] for s in seeds]
+        reruns = [comp.rerun_val[m][s] for s in seeds] if m in comp.rerun_val else []
         card.add({"variant": m, "accuracy": statistics.mean(tests) / 100,
                   "val_best_pct": statistics.mean(bests),
                   "val_best_std_pt": statistics.stdev(bests) if len(bests) > 1 else 0.0,
+                  "val_rerun_pct": statistics.mean(reruns) if reruns else None,
                   "time_to_best_s": statistics.median(times),
                   "search_time_s": statistics.median(by_seed[s][-1].wall_s for s in seeds),
                   "trials": statistics.mean(len(by_seed[s]) for s in seeds),
@@ -451,7 +465,7 @@ def summarize(comp: Comparison) -> BenchReport:
                   else None})
         headline[f"best_acc_{m}"] = statistics.mean(bests)
         headline[f"time_to_best_{m}"] = statistics.median(times)
-        per_seed[m] = {"best_pct": bests, "time_to_best_s": times, "test_pct": tests,
+        per_seed[m] = {"best_pct": bests, "time_to_best_s": times, "test_pct": tests, "rerun_val_pct": reruns,
                        "epochs_used": [sum(r.epochs for r in by_seed[s]) for s in seeds],
                        "best_params": [best_params(by_seed[s]) for s in seeds]}
     if "grid" in comp.runs and "tpe_pruned" in comp.runs:
