@@ -10,6 +10,7 @@ from labkit import LabkitError, models, train
 from labkit.exercises import Hint
 from labkit.exercises import amp as check
 from labkit.techniques import amp
+from labkit.ui import amp as amp_ui
 
 
 def test_precision_table_matches_the_formats():
@@ -32,6 +33,22 @@ def test_fp16_fate_and_scaling():
         amp.fp16_fate(g, 0)
     with pytest.raises(LabkitError, match="no gradient"):
         amp.fp16_fate(torch.tensor([]), 1.0)
+
+
+def test_loss_scale_is_a_power_of_two_within_the_explorers_range():
+    assert amp.loss_scale(16) == 65536.0 and amp.loss_scale(-2) == 0.25 and amp.loss_scale(0) == 1.0
+    assert amp.loss_scale(60) == 2.0**60 and amp.loss_scale(-60) == 2.0**-60
+    for bad in (61, -61, 1.5, "8"):
+        with pytest.raises(LabkitError, match="whole number between -60 and 60"):
+            amp.loss_scale(bad)
+
+
+def test_scale_explorer_shows_the_fate_at_the_chosen_scale_and_refuses_a_bad_one(capsys):
+    g = torch.tensor([1e-9, 1e-6, 1e-3, 1.0])
+    explorer = amp_ui.ScaleExplorer(g)
+    assert explorer.show(16) == amp.fp16_fate(g, 2.0**16) and "loss scale 2^16" in explorer.summary
+    assert explorer.show(61) is None and "between -60 and 60" in explorer.message.value
+    assert "Traceback" not in capsys.readouterr().out
 
 
 def test_activation_gradients_are_positive_and_leave_no_hooks(tiny_splits):

@@ -6,10 +6,11 @@ import math
 import pytest
 import torch
 
-from labkit import LabkitError, models
+from labkit import LabkitError, bench, models, paths
 from labkit.exercises import Hint
 from labkit.exercises import gpu as check
 from labkit.techniques import gpu
+from labkit.ui import gpu as gpu_ui
 
 
 def test_matmul_sweep_reports_fraction_of_peak():
@@ -25,6 +26,17 @@ def test_matmul_sweep_reports_fraction_of_peak():
         gpu.matmul_sweep([], "cpu")
 
 
+def test_matmul_sweep_is_benchs_sweep_plus_the_fraction_of_peak(monkeypatch):
+    calls = []
+    points = [{"n": 8, "gflops": 2.0}, {"n": 4, "gflops": 1.0}]
+    monkeypatch.setattr(bench, "matmul_sweep", lambda sizes, **kw: calls.append((sizes, kw)) or points)
+    monkeypatch.setattr(gpu, "device_peak_gflops", lambda dev: 8.0)
+    out = gpu.matmul_sweep((8, 4), "cpu", min_run_time=0.3, rounds=3)
+    assert [p["fraction_of_peak"] for p in out] == [0.25, 0.125]
+    # the 0.3 s are shared by the 3 passes
+    assert calls == [([8, 4], {"device": "cpu", "min_run_time": pytest.approx(0.1), "rounds": 3})]
+
+
 def test_batch_sweep_counts_images_per_second():
     rows = gpu.batch_sweep([1, 8], "cpu", model_name="mlp", min_run_time=0.01)
     assert [r["batch_size"] for r in rows] == [1, 8]
@@ -32,6 +44,31 @@ def test_batch_sweep_counts_images_per_second():
         assert r["images_per_s"] == pytest.approx(r["batch_size"] / r["ms_per_step"] * 1e3)
     with pytest.raises(LabkitError):
         gpu.batch_sweep([-1], "cpu")
+
+
+def test_measure_batch_uses_the_threads_asked_for_and_restores_them(monkeypatch):
+    before = torch.get_num_threads()
+    seen = []
+    real = gpu.batch_sweep
+    monkeypatch.setattr(gpu, "batch_sweep", lambda *a, **kw: seen.append(torch.get_num_threads()) or real(*a, **kw))
+    row = gpu.measure_batch("mlp", 4, 1, "cpu", min_run_time=0.01)
+    assert seen == [1] and torch.get_num_threads() == before
+    assert row["batch_size"] == 4 and row["images_per_s"] == pytest.approx(4 / row["ms_per_step"] * 1e3)
+    for bad in (0, gpu.MAX_BATCH + 1):
+        with pytest.raises(LabkitError, match="between 1 and 4096"):
+            gpu.measure_batch("mlp", bad, 1)
+    with pytest.raises(LabkitError, match="at least 1"):
+        gpu.measure_batch("mlp", 4, 0)
+    assert torch.get_num_threads() == before
+
+
+def test_batch_explorer_adds_a_point_per_measure_and_refuses_a_bad_batch(capsys):
+    explorer = gpu_ui.BatchExplorer("cpu", min_run_time=0.01)
+    row = explorer.measure(model="mlp", batch_size=4, threads=1)
+    assert row["batch_size"] == 4 and explorer.curves == {"mlp, 1 thread(s)": [row]} and explorer.image.value
+    assert "batch=4" in explorer.summary
+    assert explorer.measure(batch_size=0) is None and "between 1 and 4096" in explorer.message.value
+    assert "Traceback" not in capsys.readouterr().out
 
 
 def test_steps_with_sync_train_and_return_the_same_mean_loss_either_way():
@@ -73,8 +110,9 @@ def test_item_every_step_and_at_the_end_give_the_same_loss():
 
 def test_time_with_threads_restores_the_thread_count():
     before = torch.get_num_threads()
-    timing = gpu.time_with_threads(lambda: torch.randn(64, 64) @ torch.randn(64, 64), 1, min_run_time=0.01)
-    assert timing.num_threads == 1
+    seen = []
+    timing = gpu.time_with_threads(lambda: seen.append(torch.get_num_threads()), 1, min_run_time=0.01)
+    assert timing.num_threads == 1 and 1 in seen  # the timed calls really ran on one thread
     assert torch.get_num_threads() == before
     with pytest.raises(LabkitError, match="at least 1"):
         gpu.time_with_threads(lambda: None, 0)
@@ -156,16 +194,18 @@ def test_check_break_even():
     assert "not attempted" in check.break_even(lambda c, e, k: None)
 
 
-def test_time_interleaved_and_thread_comparison_restore_threads():
+def test_thread_comparison_times_one_and_all_threads_and_restores_the_count():
     before = torch.get_num_threads()
-    timings = gpu.time_interleaved({"a": lambda: torch.ones(8).sum(), "b": lambda: torch.ones(16).sum()},
-                                   min_run_time=0.01, rounds=2, threads={"b": 1})
-    assert set(timings) == {"a", "b"} and timings["b"].num_threads == 1 and timings["a"].num_threads == before
-    numbers = gpu.thread_comparison(lambda: torch.randn(32, 32) @ torch.randn(32, 32), min_run_time=0.01, rounds=1)
-    assert numbers["one"].num_threads == 1 and numbers["speedup"] > 0
+    seen = []
+    numbers = gpu.thread_comparison(lambda: seen.append(torch.get_num_threads()), min_run_time=0.01, rounds=1)
+    assert numbers["one"].num_threads == 1 and numbers["all"].num_threads == before == numbers["threads"]
+    assert 1 in seen and before in seen
+    assert numbers["speedup"] == pytest.approx(numbers["one"].median_s / numbers["all"].median_s)
     assert torch.get_num_threads() == before
-    with pytest.raises(LabkitError):
-        gpu.time_interleaved({}, rounds=1)
+
+
+def test_shared_files_come_from_labkit_paths():
+    assert gpu.REFERENCE_DIR == paths.REFERENCE_DIR
 
 
 def test_compile_model_agrees_with_eager():

@@ -211,6 +211,48 @@ def test_headline_smoke_with_a_tiny_config():
     assert report.config["epochs"] == 1
 
 
+def _synthetic_comparison() -> hpo.Comparison:
+    """Two methods, one seed, 30 trials each whose value depends on lr only; every fifth stopped (no training)."""
+    rng = random.Random(0)
+    runs = {}
+    for m in ("grid", "random"):
+        recs = []
+        for n in range(30):
+            lr = 10 ** rng.uniform(-3, 0)
+            params = {"lr": lr, "momentum": rng.uniform(0.85, 0.95), "width": rng.choice((8, 16))}
+            value = None if n % 5 == 4 else 90 - 10 * abs(math.log10(lr) + 1)
+            recs.append(hpo.TrialRecord(n, params, value, 2, 0.5 * (n + 1), value is None, []))
+        runs[m] = {0: recs}
+    return hpo.Comparison(_cfg(), runs, {m: {0: 80.0} for m in runs}, "smoke")
+
+
+def test_summarize_trials_reads_the_first_trials_of_one_seed():
+    comp = _synthetic_comparison()
+    view = hpo.summarize_trials(comp, "random", 0, 10)
+    for m in ("grid", "random"):
+        recs = comp.runs[m][0][:10]
+        assert view.methods[m] == {"best_pct": max(r.value for r in recs if r.value is not None), "wall_s": 5.0,
+                                   "stopped_early": 2, "lr_values": 10}
+    assert view.importance_error is None and max(view.importance, key=view.importance.get) == "lr"
+    assert view.importance == pytest.approx(hpo.importance(comp.runs["random"][0][:10], comp.cfg.space))
+    few = hpo.summarize_trials(comp, "random", 0, 3)
+    assert few.importance is None and "at least 4 finished" in few.importance_error
+    assert few.methods["grid"]["wall_s"] == 1.5 and few.methods["grid"]["stopped_early"] == 0
+    with pytest.raises(LabkitError, match="Unknown search method"):
+        hpo.summarize_trials(comp, "bayes", 0, 10)
+
+
+def test_explorer_computes_importance_once_per_redraw(monkeypatch):
+    calls = []
+    real = hpo.importance
+    monkeypatch.setattr(hpo, "importance", lambda *args: calls.append(args) or real(*args))
+    explorer = hpo_ui.SearchExplorer(_synthetic_comparison(), method="random")
+    assert len(calls) == 1 and bytes(explorer.bars.value).startswith(b"\x89PNG")
+    assert explorer.summary.splitlines()[-1].startswith("  importance (random): ") and "lr=" in explorer.summary
+    explorer.trials.value = 12
+    assert len(calls) == 2 and explorer.summary.startswith("seed 0, first 12 trials:")
+
+
 def test_explorer_redraws_and_summarises(comparison):
     explorer = hpo_ui.SearchExplorer(comparison, method="random")
     assert bytes(explorer.picture.value).startswith(b"\x89PNG")

@@ -268,13 +268,37 @@ def test_explorer_draws_prints_and_explains_bad_values():
     assert explorer.summary.startswith("⚠") and "steps_per_epoch" in explorer.summary
 
 
+def test_first_epoch_at_and_epochs_vs_target_count_a_miss_as_budget_plus_one():
+    assert schedules.first_epoch_at(fake_fit([0.7, 0.8, 0.9]), 0.8) == 2
+    assert schedules.first_epoch_at(fake_fit([0.7, 0.8, 0.9]), 0.7) == 1
+    assert schedules.first_epoch_at(fake_fit([0.7, 0.8]), 0.85) is None
+    s = {"constant": schedules.SeedSummary("constant", [fake_fit([0.7, 0.8]), fake_fit([0.6, 0.82])], 2),
+         "cosine": schedules.SeedSummary("cosine", [fake_fit([0.7, 0.85]), fake_fit([0.72, 0.84])], 2)}
+    curves = schedules.epochs_vs_target(s, [0.7, 0.81, 0.85])
+    assert [p["target"] for p in curves["constant"]] == [0.7, 0.81, 0.85]
+    assert [p["epochs"] for p in curves["constant"]] == [1.5, 2.5, 3]  # seed 0 misses 0.81: budget + 1 = 3
+    assert [p["censored"] for p in curves["constant"]] == [False, True, True]
+    assert [p["epochs"] for p in curves["cosine"]] == [1, 2, 2.5]
+    assert [p["censored"] for p in curves["cosine"]] == [False, False, True]
+
+
+def test_summarize_trace_reads_a_trace_by_hand():
+    assert schedules.summarize_trace([0.1, 0.3, 0.2]) == pytest.approx({"first": 0.1, "max": 0.3, "last": 0.2,
+                                                                         "mean": 0.2})
+    onecycle = schedules.summarize_trace(schedules.lr_trace("onecycle", lr=0.1, epochs=2, steps_per_epoch=10))
+    assert onecycle["max"] == pytest.approx(0.1, rel=1e-3) and onecycle["first"] < 0.01 and onecycle["last"] < 0.001
+    with pytest.raises(LabkitError):
+        schedules.summarize_trace([])
+
+
 def test_plots_return_figures():
     s = {"constant": schedules.SeedSummary("constant", [fake_fit([0.7, 0.8]), fake_fit([0.6, 0.82])], 2),
          "cosine": schedules.SeedSummary("cosine", [fake_fit([0.7, 0.85]), fake_fit([0.72, 0.84])], 2)}
     test = schedules.RangeTest(lrs=[1e-3, 1e-2, 1e-1], losses=[2.0, 1.0, 3.0], smoothed=[2.0, 1.5, 2.0],
                                suggested_lr=1e-3, min_loss_lr=1e-2, stopped_early=True)
     figures = [sched_ui.plot_lr_traces({"a": [0.1, 0.05]}, 1), sched_ui.plot_range_tests([test], ["seed 0"]),
-               sched_ui.plot_seed_curves(s, 0.8), sched_ui.plot_epochs_vs_target(s, [0.75, 0.8, 0.85]),
+               sched_ui.plot_seed_curves(s, 0.8),
+               sched_ui.plot_epochs_vs_target(schedules.epochs_vs_target(s, [0.75, 0.8, 0.85]), 2),
                sched_ui.plot_lr_sweep({0.05: s["constant"], 0.1: s["cosine"]}, 10)]
     assert all(isinstance(f, Figure) for f in figures)
 

@@ -1,13 +1,15 @@
 """Speedrun: config and bad inputs, the loop, time to target, accumulation, the claim fit, code hash,
 the panel, the exercise checks, and the headline's keys (tiny data: seconds)."""
 
+from dataclasses import asdict
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from torch.nn import functional as F
 
-from labkit import LabkitError, models
+from labkit import LabkitError, models, train
 from labkit.data import Splits
 from labkit.exercises import Hint
 from labkit.exercises import speedrun as check
@@ -201,6 +203,19 @@ def test_code_hash_is_stable_and_changes_with_the_code():
     assert len(sources) == len(sr.CODE_MODULES) and "def train_run" in sources[0]
     assert sr.code_hash(sources) == sr.code_hash()
     assert sr.code_hash(sources[:-1] + [sources[-1] + "\n# edited"]) != sr.code_hash()
+
+
+def test_a_run_as_a_row_names_its_switches_and_keeps_its_numbers():
+    history = pd.DataFrame({"epoch": [1, 2, 3], "test_acc": [0.4, 0.6, 0.7], "train_time_s": [1.0, 2.5, 4.0]})
+    fit = train.FitResult(history=history, train_time_s=4.0, images_seen=300, target_acc=0.55)
+    cfg = sr.with_switches(TINY, ["momentum", "in_memory"])
+    row = sr.Run(fit, setup_s=0.1, config=asdict(cfg), seed=3, skipped={"compile": "no", "amp": "cpu"}).as_row()
+    assert row["label"] == "in_memory+momentum"  # in the order of sr.SWITCHES, not the order ticked
+    assert row["time_to_target_s"] == 2.5 and row["final_acc"] == 0.7 and row["train_time_s"] == 4.0
+    assert row["seed"] == 3 and row["skipped"] == ["amp", "compile"] and row["interrupted"] is False
+    assert row["code_hash"] == sr.code_hash() and row["config"]["momentum"] is True
+    naive = sr.Run(fit, setup_s=0.0, config=asdict(TINY)).as_row()
+    assert naive["label"] == "naive" and naive["skipped"] == []
 
 
 def test_panel_keeps_every_run_and_prints(tiny_inputs, capsys):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from labkit import LabkitError, data, models
+from labkit import LabkitError, data, models, paths
 from labkit.exercises import Hint
 from labkit.exercises import transfer as check
 from labkit.techniques import transfer
@@ -270,6 +270,33 @@ def test_exercise_labels_matched():
     assert "not attempted" in check.labels_matched(lambda ks, accs, target: None)
 
 
+def test_explorer_config_narrows_to_one_run_and_refuses_a_bad_rate():
+    cfg = transfer.explorer_config(TINY, 7, 2, 0.01)
+    assert cfg.ks == (7,) and cfg.seeds == (2,) and cfg.finetune_lr == 0.01
+    assert dataclasses.replace(cfg, ks=TINY.ks, seeds=TINY.seeds, finetune_lr=TINY.finetune_lr) == TINY  # nothing else
+    for bad in (0.0, -0.1, float("nan")):
+        with pytest.raises(LabkitError, match="must be greater than 0"):
+            transfer.explorer_config(TINY, 7, 2, bad)
+
+
+def test_the_shipped_model_lives_in_labkit_paths():
+    assert transfer.PRETRAINED_FILE == paths.PRETRAINED_DIR / "tiny_resnet_classes0-4.pt"
+
+
+def test_gain_pt_is_the_strategy_minus_scratch_in_points():
+    runs = [{"strategy": "scratch", "k": 5, "seed": 0, "accuracy": 0.50},
+            {"strategy": "fine-tune", "k": 5, "seed": 0, "accuracy": 0.75},
+            {"strategy": "scratch", "k": 5, "seed": 1, "accuracy": 0.60},
+            {"strategy": "fine-tune", "k": 5, "seed": 1, "accuracy": 0.70},
+            {"strategy": "linear probe", "k": 5, "seed": 0, "accuracy": 0.40}]
+    assert transfer.gain_pt(runs, "fine-tune") == pytest.approx(17.5)
+    assert transfer.gain_pt(runs, "linear probe") == pytest.approx(-15.0)
+    with pytest.raises(LabkitError, match="no 'discriminative' run"):
+        transfer.gain_pt(runs, "discriminative")
+    with pytest.raises(LabkitError, match="no 'scratch' run"):
+        transfer.gain_pt(runs[1:2], "fine-tune")
+
+
 def test_explorer_runs_and_refuses_bad_values(tiny_source, tiny_target, capsys):
     from labkit.ui import transfer as tui
 
@@ -277,6 +304,7 @@ def test_explorer_runs_and_refuses_bad_values(tiny_source, tiny_target, capsys):
     explorer.k.value = 3
     result = explorer.run()
     assert set(result) == {"scratch", "fine-tune", "gain_pt"} and explorer.image.value
+    assert result["gain_pt"] == pytest.approx(100 * (result["fine-tune"] - result["scratch"]))
     assert "k=3" in capsys.readouterr().out and "gain pt" in explorer.summary
     explorer.lr.value = -0.1
     assert explorer.run() is None

@@ -114,6 +114,13 @@ def fp16_fate(grads: torch.Tensor, scale: float = 1.0) -> dict:
             "median_rel_error": rel_err}
 
 
+def loss_scale(log2_scale: int) -> float:
+    """The loss scale 2**log2_scale, for a whole-number exponent between -60 and 60 (the scale explorer's range)."""
+    if not isinstance(log2_scale, int) or not -60 <= log2_scale <= 60:
+        raise LabkitError(f"log2 scale {log2_scale!r} must be a whole number between -60 and 60.")
+    return 2.0 ** log2_scale
+
+
 def fp16_backward_zeros(model: nn.Module, X: torch.Tensor, y: torch.Tensor, dev: torch.device | str,
                         scale: float) -> dict:
     """A real fp16 autocast backward (no optimizer step) with the loss multiplied by `scale`:

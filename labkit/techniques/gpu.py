@@ -26,11 +26,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from labkit import bench, data, env, models, train
+from labkit import bench, env, models, train
 from labkit.errors import LabkitError
+from labkit.paths import REFERENCE_DIR
 from labkit.results import BenchReport, ResultCard
 
-REFERENCE_DIR = data.DATA_DIR / "reference"
+MAX_BATCH = 4096  # the batch explorer's largest batch: bigger ones take minutes on a CPU
 
 
 @dataclass
@@ -64,26 +65,13 @@ def device_peak_gflops(dev: torch.device | str) -> float:
 
 
 def matmul_sweep(sizes, dev: torch.device | str = "cpu", min_run_time: float = 0.3, rounds: int = 3) -> list[dict]:
-    """GFLOP/s of n×n matmuls for each n, with arithmetic intensity and the fraction of the device's peak.
-
-    The sizes are measured in `rounds` alternating passes and each keeps its best pass: the work is
-    identical every time, so the fastest pass is the one least disturbed by other programs.
-    """
+    """`bench.matmul_sweep` (GFLOP/s and arithmetic intensity of n×n matmuls, the sizes timed in `rounds`
+    alternating passes) plus each size's fraction of the device's peak. `min_run_time` is shared by the passes."""
     # shown in notebook 01_gpu
     _check_sizes("sizes", list(sizes))
-    if rounds < 1:
-        raise LabkitError(f"rounds={rounds} must be at least 1.")
     peak = device_peak_gflops(dev)
-    best: dict[int, dict] = {}
-    for r in range(rounds):
-        for n in (sizes if r % 2 == 0 else list(sizes)[::-1]):
-            p = bench.matmul_gflops(n, device=dev, min_run_time=min_run_time / rounds)
-            if n not in best or p["gflops"] > best[n]["gflops"]:
-                best[n] = p
-    points = [best[n] for n in sizes]
-    for p in points:
-        p["fraction_of_peak"] = p["gflops"] / peak
-    return points
+    points = bench.matmul_sweep(list(sizes), device=dev, min_run_time=min_run_time / max(rounds, 1), rounds=rounds)
+    return [p | {"fraction_of_peak": p["gflops"] / peak} for p in points]
 
 
 # ---------------------------------------------------------------- batch size: keeping the device busy
@@ -108,6 +96,15 @@ def batch_sweep(batch_sizes, dev: torch.device | str = "cpu", model_name: str = 
             if bs not in best or row["images_per_s"] > best[bs]["images_per_s"]:
                 best[bs] = row
     return [best[bs] for bs in batch_sizes]
+
+
+def measure_batch(model: str, batch_size: int, threads: int, device: torch.device | str = "cpu",
+                  min_run_time: float = 0.3) -> dict:
+    """One `batch_sweep` point for the batch explorer, with `threads` CPU threads (the count is restored)."""
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise LabkitError(f"batch size {batch_size} must be between 1 and {MAX_BATCH}.")
+    with env.cpu_threads(threads):
+        return batch_sweep([batch_size], device, model, min_run_time)[0]
 
 
 # ---------------------------------------------------------------- moving data: copies and hidden syncs
@@ -194,14 +191,11 @@ def sync_cost(dev: torch.device | str = "cpu", steps: int = 100, batch_size: int
 # ---------------------------------------------------------------- threads, channels_last, torch.compile
 
 def time_with_threads(fn, threads: int, dev: torch.device | str = "cpu", min_run_time: float = 0.3) -> bench.Timing:
-    """Time `fn` with `threads` CPU threads, then restore the previous count (even on error)."""
+    """Time `fn` with `threads` CPU threads; `bench` restores the previous count afterwards (even on error)."""
     # shown in notebook 01_gpu
-    before = torch.get_num_threads()
-    try:
-        env.set_threads(threads)
-        return bench.time_fn(fn, device=dev, min_run_time=min_run_time)
-    finally:
-        torch.set_num_threads(before)
+    if threads < 1:
+        raise LabkitError(f"threads={threads} must be at least 1.")
+    return bench.time_fn(fn, device=dev, min_run_time=min_run_time, num_threads=threads)
 
 
 def to_channels_last(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
@@ -235,28 +229,12 @@ def compile_model(model: nn.Module, x: torch.Tensor, dev: torch.device | str) ->
     return compiled, compile_s, max_diff
 
 
-def time_interleaved(fns: dict, dev: torch.device | str = "cpu", min_run_time: float = 0.3, rounds: int = 3,
-                     threads: dict[str, int] | None = None) -> dict[str, bench.Timing]:
-    """Time several variants in alternating passes (each with its own thread count, default: the current one);
-    each variant's Timing is the pass with the median time. A burst of other work on the machine then
-    hits every variant alike instead of spoiling one of them."""
-    if rounds < 1 or not fns:
-        raise LabkitError("time_interleaved needs at least one variant and rounds >= 1.")
-    threads = threads or {}
-    current = torch.get_num_threads()
-    passes: dict[str, list[bench.Timing]] = {name: [] for name in fns}
-    for r in range(rounds):
-        names = list(fns) if r % 2 == 0 else list(fns)[::-1]
-        for name in names:
-            passes[name].append(time_with_threads(fns[name], threads.get(name, current), dev, min_run_time))
-    return {name: sorted(ts, key=lambda t: t.median_s)[len(ts) // 2] for name, ts in passes.items()}
-
-
 def thread_comparison(fn, dev: torch.device | str = "cpu", min_run_time: float = 0.3, rounds: int = 3) -> dict:
     """`fn` with 1 thread and with all threads torch uses, interleaved; the thread count is restored."""
     # shown in notebook 01_gpu
     all_threads = torch.get_num_threads()
-    timings = time_interleaved({"1": fn, "all": fn}, dev, min_run_time, rounds, threads={"1": 1, "all": all_threads})
+    timings = bench.time_interleaved({"1": fn, "all": fn}, device=dev, min_run_time=min_run_time, rounds=rounds,
+                                     num_threads={"1": 1, "all": all_threads})
     return {"one": timings["1"], "all": timings["all"], "threads": all_threads,
             "speedup": timings["1"].median_s / timings["all"].median_s}
 
@@ -291,7 +269,8 @@ def forward_variants(cfg: GPUConfig, dev: torch.device | str = "cpu", rounds: in
                 extra["compile_error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
             else:
                 fns["torch.compile"] = lambda: compiled(x)
-        timings = time_interleaved(fns, dev, cfg.min_run_time, rounds, thread_counts)
+        timings = bench.time_interleaved(fns, device=dev, min_run_time=cfg.min_run_time, rounds=rounds,
+                                         num_threads=thread_counts)
     card = ResultCard(title=f"SmallCNN forward pass, batch {cfg.forward_batch}, {dev.type}", baseline="eager")
     for name, timing in timings.items():
         row = {"variant": name, "latency_ms": timing.median_ms, "images_per_s": cfg.forward_batch / timing.median_s,

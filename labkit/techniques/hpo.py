@@ -439,6 +439,36 @@ def grid_time_ratios(comp: Comparison, method: str = "tpe_pruned") -> list[float
     return out
 
 
+@dataclass
+class SearchView:
+    """One method's first `n_trials` trials of one seed, as the search explorer shows them."""
+
+    seed: int
+    n_trials: int
+    method: str
+    methods: dict[str, dict]                # every method -> best_pct, wall_s, stopped_early, lr_values
+    importance: dict[str, float] | None     # `method`'s importance; None with too few trials
+    importance_error: str | None = None     # why there is no importance
+
+
+def summarize_trials(comp: Comparison, method: str, seed: int, n_trials: int) -> SearchView:
+    """Per method at `n_trials` trials of `seed`: best so far, wall time, trials stopped early and learning
+    rates tried; and the importance ranking of `method`'s trials (computed once, for the text and the bars)."""
+    check_method(method)
+    methods = {}
+    for m, by_seed in comp.runs.items():
+        recs = by_seed[seed][:n_trials]
+        methods[m] = {"best_pct": best_so_far([r.value for r in recs])[-1] if recs else math.nan,
+                      "wall_s": recs[-1].wall_s if recs else math.nan,
+                      "stopped_early": sum(r.pruned for r in recs),
+                      "lr_values": distinct_values(recs, "lr") if recs else 0}
+    try:
+        ranking, why = importance(comp.runs[method][seed][:n_trials], comp.cfg.space), None
+    except LabkitError as error:  # too few finished trials: the explorer says so instead of drawing
+        ranking, why = None, str(error)
+    return SearchView(seed, n_trials, method, methods, ranking, why)
+
+
 def summarize(comp: Comparison) -> BenchReport:
     """The result card (one row per method, numbers over seeds) and the headline."""
     cfg, seeds = comp.cfg, comp.cfg.seeds

@@ -118,6 +118,13 @@ def lr_trace(name: str, *, lr: float, epochs: int, steps_per_epoch: int, step_pe
     return rates
 
 
+def summarize_trace(rates: list[float]) -> dict[str, float]:
+    """The first, largest, last and mean rate of a trace (from `lr_trace`)."""
+    if not rates:
+        raise LabkitError("an empty trace: lr_trace gives one rate per batch.")
+    return {"first": rates[0], "max": max(rates), "last": rates[-1], "mean": statistics.mean(rates)}
+
+
 def check_annealed(name: str, fit: train.FitResult, peak_lr: float) -> None:
     """Raise when a schedule did not take effect: an annealed run must end far below its peak."""
     last_lr = float(fit.history["lr"].iloc[-1])
@@ -188,6 +195,25 @@ class SeedSummary:
 
 def _std(values: list[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def first_epoch_at(fit: train.FitResult, target: float) -> int | None:
+    """The first epoch whose test accuracy is at least `target` (None: never)."""
+    reached = fit.history[fit.history["test_acc"] >= target]
+    return int(reached["epoch"].iloc[0]) if len(reached) else None
+
+
+def epochs_vs_target(summaries: dict[str, SeedSummary], targets: list[float]) -> dict[str, list[dict]]:
+    """Per variant, one point per target: the mean epochs over seeds to reach it (a seed that never does
+    counts as budget + 1) and `censored`, True when some seed never did."""
+    curves: dict[str, list[dict]] = {}
+    for name, summary in summaries.items():
+        curves[name] = []
+        for target in targets:
+            epochs = [first_epoch_at(f, target) for f in summary.fits]
+            curves[name].append({"target": target, "censored": any(e is None for e in epochs),
+                                 "epochs": statistics.mean(e if e is not None else summary.budget + 1 for e in epochs)})
+    return curves
 
 
 class StopOnly:

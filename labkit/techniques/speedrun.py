@@ -258,6 +258,15 @@ class Run:
     def reached(self) -> bool:
         return self.fit.time_to_target_s is not None
 
+    def as_row(self) -> dict:
+        """The run as one leaderboard row: its switches ('naive' for none), numbers, history, config and code hash."""
+        switches = switches_on(SpeedrunConfig(**self.config))
+        return {"label": "+".join(switches) or "naive", "seed": self.seed,
+                "time_to_target_s": self.time_to_target_s, "final_acc": self.final_acc,
+                "train_time_s": self.fit.train_time_s, "interrupted": self.fit.interrupted,
+                "skipped": sorted(self.skipped), "history": self.fit.history,
+                "config": self.config, "code_hash": code_hash()}
+
 
 def train_run(cfg: SpeedrunConfig, splits: data.Splits, source: dataloading.Source, seed: int = 0, *,
               teacher: nn.Module | None = None, callbacks: tuple | list = (), stop_at_target: bool = False,

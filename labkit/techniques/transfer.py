@@ -23,6 +23,7 @@ Headline (`labkit bench transfer`):
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,11 +34,12 @@ from torch import nn
 
 from labkit import data, env, models, train
 from labkit.errors import LabkitError
+from labkit.paths import DATA_DIR, PRETRAINED_DIR
 from labkit.results import BenchReport, ResultCard
 
 SOURCE_CLASSES = (0, 1, 2, 3, 4)   # T-shirt/top, Trouser, Pullover, Dress, Coat
 TARGET_CLASSES = (5, 6, 7, 8, 9)   # Sandal, Shirt, Sneaker, Bag, Ankle boot
-PRETRAINED_FILE = data.DATA_DIR / "pretrained" / "tiny_resnet_classes0-4.pt"
+PRETRAINED_FILE = PRETRAINED_DIR / "tiny_resnet_classes0-4.pt"
 STRATEGIES = ("scratch", "linear probe", "fine-tune", "discriminative")
 ALL_LABELS = 1000  # k for "every target label" (1,000 per class in the shipped subset)
 SUMS_FILE: Path | None = None  # None: data/SHA256SUMS (tests point both at a tiny model of their own)
@@ -96,8 +98,8 @@ def pretrain(cfg: PretrainConfig | None = None, out: Path = PRETRAINED_FILE) -> 
     finally:
         env.set_threads(threads_before)
     save_pretrained(model, out, source_test_acc=fit.final_acc, config=asdict(cfg))
-    rel = out.resolve().relative_to(data.DATA_DIR.resolve()).as_posix() if out.resolve().is_relative_to(
-        data.DATA_DIR.resolve()) else out.name
+    rel = out.resolve().relative_to(DATA_DIR.resolve()).as_posix() if out.resolve().is_relative_to(
+        DATA_DIR.resolve()) else out.name
     print(f"wrote {out} ({out.stat().st_size / 1e3:.0f} kB): test accuracy on classes 0–4 {100 * fit.final_acc:.2f} %, "
           f"{fit.train_time_s:.0f} s on {cfg.threads} thread(s), torch {torch.__version__}")
     print(f"{data.sha256(out)}  {rel}")
@@ -335,6 +337,22 @@ def compare(target: data.Splits, cfg: TransferConfig, strategies: tuple[str, ...
                 runs.append({"strategy": name, "k": k, "seed": seed, "train_time_s": seconds,
                              "accuracy": train.evaluate(model, *test)[1]})
     return runs
+
+
+def explorer_config(cfg: TransferConfig, k: int, seed: int, finetune_lr: float) -> TransferConfig:
+    """`cfg` narrowed to one k and one seed, with the backbone rate `finetune_lr` (the explorer's settings)."""
+    if not finetune_lr > 0:
+        raise LabkitError(f"backbone lr = {finetune_lr} must be greater than 0 (try 0.01).")
+    return dataclasses.replace(cfg, ks=(int(k),), seeds=(int(seed),), finetune_lr=float(finetune_lr))
+
+
+def gain_pt(runs: list[dict], strategy: str) -> float:
+    """`strategy`'s test accuracy minus scratch's, in points (each a mean over its runs in `runs`)."""
+    accs = {name: [r["accuracy"] for r in runs if r["strategy"] == name] for name in ("scratch", strategy)}
+    missing = [name for name, values in accs.items() if not values]
+    if missing:
+        raise LabkitError(f"no '{missing[0]}' run to compare: pass strategies=('scratch', '{strategy}') to compare().")
+    return 100 * (statistics.mean(accs[strategy]) - statistics.mean(accs["scratch"]))
 
 
 def ceiling(target: data.Splits, cfg: TransferConfig, device: torch.device | str = "cpu") -> dict[str, dict]:

@@ -14,10 +14,11 @@ from labkit.ui.base import Explorer
 FP16_SUBNORMAL, FP16_NORMAL, FP16_MAX = -24, -14, 15.999  # log2 of fp16's smallest subnormal, normal, largest
 
 
-def plot_fp16_fate(grads: torch.Tensor, scale: float = 1.0) -> Figure:
-    """Histogram of log2(|gradient| × scale) with fp16's zones: underflow, subnormal, normal, overflow."""
+def plot_fp16_fate(grads: torch.Tensor, scale: float = 1.0, fate: dict | None = None) -> Figure:
+    """Histogram of log2(|gradient| × scale) with fp16's zones: underflow, subnormal, normal, overflow.
+    `fate`: `amp.fp16_fate(grads, scale)` when already computed (the legend's percentages)."""
     values = torch.log2(grads.double() * scale).float().numpy()
-    fate = amp.fp16_fate(grads, scale)
+    fate = fate or amp.fp16_fate(grads, scale)
     fig = Figure(figsize=(7.5, 3.4), layout="constrained")
     ax = fig.subplots()
     ax.hist(values, bins=120, color="tab:blue", alpha=0.8)
@@ -53,10 +54,9 @@ class ScaleExplorer(Explorer):
         return self.attempt(lambda: self._draw(log2_scale, echo=True), echo=True)
 
     def _draw(self, log2_scale: int, echo: bool) -> dict:
-        if not isinstance(log2_scale, int) or not -60 <= log2_scale <= 60:
-            raise LabkitError(f"log2 scale {log2_scale!r} must be a whole number between -60 and 60.")
-        fate = amp.fp16_fate(self.grads, 2.0 ** log2_scale)
-        self.image.value = figure_png(plot_fp16_fate(self.grads, 2.0 ** log2_scale))
+        scale = amp.loss_scale(log2_scale)
+        fate = amp.fp16_fate(self.grads, scale)
+        self.image.value = figure_png(plot_fp16_fate(self.grads, scale, fate))
         self.show_summary(text_summary(f"loss scale 2^{log2_scale}", {
             "underflow %": 100 * fate["underflow"], "subnormal %": 100 * fate["subnormal"],
             "normal %": 100 * fate["normal"], "overflow %": 100 * fate["overflow"]}), echo=echo)

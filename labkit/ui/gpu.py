@@ -7,8 +7,6 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
 
-from labkit import env
-from labkit.errors import LabkitError
 from labkit.techniques import gpu
 from labkit.ui import figure_png, text_summary
 from labkit.ui.base import Explorer
@@ -77,14 +75,7 @@ class BatchExplorer(Explorer):
         return self.attempt(lambda: self._measure(model, batch_size, threads), status="measuring …", echo=True)
 
     def _measure(self, model: str, batch_size: int, threads: int) -> dict:
-        if batch_size < 1 or batch_size > 4096:
-            raise LabkitError(f"batch size {batch_size} must be between 1 and 4096.")
-        before = torch.get_num_threads()
-        try:
-            env.set_threads(threads)
-            row = gpu.batch_sweep([batch_size], self.device, model, self.min_run_time)[0]
-        finally:
-            torch.set_num_threads(before)
+        row = gpu.measure_batch(model, batch_size, threads, self.device, self.min_run_time)
         label = f"{model}, {threads} thread(s)" if self.device.type == "cpu" else model
         self.curves.setdefault(label, []).append(row)
         self.image.value = figure_png(plot_batch_sweep(self.curves))

@@ -1,7 +1,7 @@
 """The search explorer: best accuracy so far against trials and against wall time, and what mattered.
 
 Thin: it reads the trials a `labkit.techniques.hpo.compare` run recorded (no training here), calls
-`hpo.best_so_far` / `hpo.importance`, and draws what comes back. Every redraw also writes a
+`hpo.summarize_trials` / `hpo.best_so_far`, and draws what comes back. Every redraw also writes a
 plain-text summary (for tests and static viewers).
 """
 
@@ -12,7 +12,6 @@ import math
 import ipywidgets as widgets
 from matplotlib.figure import Figure
 
-from labkit.errors import LabkitError
 from labkit.techniques import hpo
 from labkit.ui import figure_png, text_summary
 from labkit.ui.base import Explorer
@@ -106,21 +105,15 @@ def plot_importance(importances: dict[str, float], spreads: dict[str, float] | N
     return fig
 
 
-def summary_text(comp: hpo.Comparison, seed: int, n_trials: int, method: str) -> str:
-    """Per method at `n_trials` trials of one seed: best so far, wall time, learning rates tried;
-    and the importance ranking of `method`'s trials."""
-    lines = [f"seed {seed}, first {n_trials} trials:"]
-    for m, by_seed in comp.runs.items():
-        recs = by_seed[seed][:n_trials]
-        best = hpo.best_so_far([r.value for r in recs])[-1] if recs else math.nan
-        lines.append("  " + text_summary(m, {"best_pct": best, "wall_s": recs[-1].wall_s if recs else math.nan,
-                                             "stopped_early": sum(r.pruned for r in recs),
-                                             "lr_values": hpo.distinct_values(recs, "lr") if recs else 0}))
-    try:
-        imp = hpo.importance(comp.runs[method][seed][:n_trials], comp.cfg.space)
-        lines.append("  " + text_summary(f"importance ({method})", {k: round(v, 3) for k, v in imp.items()}))
-    except LabkitError as error:
-        lines.append(f"  importance ({method}): {error}")
+def summary_text(view: hpo.SearchView) -> str:
+    """The view (from `hpo.summarize_trials`) as text: one line per method, then the importance ranking."""
+    lines = [f"seed {view.seed}, first {view.n_trials} trials:"]
+    lines += ["  " + text_summary(m, numbers) for m, numbers in view.methods.items()]
+    if view.importance is None:
+        lines.append(f"  importance ({view.method}): {view.importance_error}")
+    else:
+        lines.append("  " + text_summary(f"importance ({view.method})",
+                                         {k: round(v, 3) for k, v in view.importance.items()}))
     return "\n".join(lines)
 
 
@@ -151,11 +144,8 @@ class SearchExplorer(Explorer):
 
     def _draw(self) -> None:
         method, seed, n = self.method.value, self.seed.value, self.trials.value
-        summary = summary_text(self.comp, seed, n, method)
+        view = hpo.summarize_trials(self.comp, method, seed, n)
         self.picture.value = figure_png(plot_best_so_far(self.comp, (seed,), n, highlight=method))
-        try:
-            imp = hpo.importance(self.comp.runs[method][seed][:n], self.comp.cfg.space)
-            self.bars.value = figure_png(plot_importance(imp, title=f"Importance, {method}, {n} trials"))
-        except LabkitError:  # too few trials for importance: the summary says so
-            self.bars.value = b""
-        self.show_summary(summary)
+        self.bars.value = (b"" if view.importance is None  # too few trials for importance: the summary says so
+                           else figure_png(plot_importance(view.importance, title=f"Importance, {method}, {n} trials")))
+        self.show_summary(summary_text(view))

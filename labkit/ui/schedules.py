@@ -6,8 +6,6 @@ The explorer draws exactly what the scheduler object does, step by step (from
 
 from __future__ import annotations
 
-import statistics
-
 import ipywidgets as widgets
 import numpy as np
 from matplotlib.figure import Figure
@@ -72,20 +70,16 @@ def plot_seed_curves(summaries: dict[str, schedules.SeedSummary], target_acc: fl
     return fig
 
 
-def plot_epochs_vs_target(summaries: dict[str, schedules.SeedSummary], targets: list[float]) -> Figure:
-    """Mean epochs to reach each target accuracy (never reached: budget + 1, drawn hollow)."""
+def plot_epochs_vs_target(curves: dict[str, list[dict]], budget: int) -> Figure:
+    """Mean epochs to reach each target accuracy (from `schedules.epochs_vs_target`; never reached:
+    budget + 1, drawn hollow)."""
     fig = Figure(figsize=(9, 3.6), layout="constrained")
     ax = fig.subplots()
-    for name, summary in summaries.items():
-        means, censored = [], []
-        for target in targets:
-            epochs = [first_epoch_at(f, target) for f in summary.fits]
-            censored.append(any(e is None for e in epochs))
-            means.append(statistics.mean(e if e is not None else summary.budget + 1 for e in epochs))
-        line, = ax.plot([100 * t for t in targets], means, label=name)
-        for t, m, c in zip(targets, means, censored):
-            ax.plot(100 * t, m, "o", color=line.get_color(), markerfacecolor="white" if c else line.get_color())
-    budget = next(iter(summaries.values())).budget
+    for name, points in curves.items():
+        line, = ax.plot([100 * p["target"] for p in points], [p["epochs"] for p in points], label=name)
+        for p in points:
+            ax.plot(100 * p["target"], p["epochs"], "o", color=line.get_color(),
+                    markerfacecolor="white" if p["censored"] else line.get_color())
     ax.axhline(budget, color="grey", linestyle="--", linewidth=1, label=f"budget ({budget} epochs)")
     ax.set(xlabel="target test accuracy (%)", ylabel="epochs to reach it (mean over seeds)",
            title="Epochs to target (hollow: some seed never got there, counted as budget + 1)")
@@ -93,12 +87,6 @@ def plot_epochs_vs_target(summaries: dict[str, schedules.SeedSummary], targets: 
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     return fig
-
-
-def first_epoch_at(fit, target: float) -> int | None:
-    """The first epoch whose test accuracy is at least `target` (None: never)."""
-    reached = fit.history[fit.history["test_acc"] >= target]
-    return int(reached["epoch"].iloc[0]) if len(reached) else None
 
 
 def plot_lr_sweep(sweep: dict[float, schedules.SeedSummary], num_classes: int) -> Figure:
@@ -112,8 +100,9 @@ def plot_lr_sweep(sweep: dict[float, schedules.SeedSummary], num_classes: int) -
             ax_acc.plot(lr, 100 * f.final_acc, "o", color=color, alpha=0.7)
             ax_ep.plot(lr, epochs, "o", color=color, alpha=0.7)
     lrs = list(sweep)
-    ax_acc.plot(lrs, [100 * statistics.mean(s.final_accs) for s in sweep.values()], color="tab:blue", linewidth=1)
-    ax_ep.plot(lrs, [statistics.mean(s.epochs) for s in sweep.values()], color="tab:blue", linewidth=1)
+    means = [s.row() for s in sweep.values()]  # means over seeds
+    ax_acc.plot(lrs, [100 * m["accuracy"] for m in means], color="tab:blue", linewidth=1)
+    ax_ep.plot(lrs, [m["epochs_to_target"] for m in means], color="tab:blue", linewidth=1)
     budget = next(iter(sweep.values())).budget
     ax_ep.axhline(budget + 1, color="grey", linestyle="--", linewidth=1)
     ax_ep.annotate("never reached (budget + 1)", xy=(0.02, budget + 1), xycoords=("axes fraction", "data"),
@@ -178,7 +167,8 @@ class ScheduleExplorer(Explorer):
         fig = plot_lr_traces(traces, self.steps_per_epoch.value,
                              title=f"{self.schedule.value}: the rate each batch trains with")
         self.image.value = figure_png(fig)
+        trace = schedules.summarize_trace(rates)
         self.show_summary(text_summary(self.schedule.value, {
-            "step() every": self.step_per.value, "first lr": rates[0], "max lr": max(rates),
-            "last lr": rates[-1], "mean lr": statistics.mean(rates),
-            "mean lr as planned": statistics.mean(planned)}))
+            "step() every": self.step_per.value, "first lr": trace["first"], "max lr": trace["max"],
+            "last lr": trace["last"], "mean lr": trace["mean"],
+            "mean lr as planned": schedules.summarize_trace(planned)["mean"]}))

@@ -166,12 +166,7 @@ class SpeedrunPanel(RunPanel):
 
     def add(self, result: sr.Run, echo: bool = True) -> dict:
         """Put a finished run (from here or from `sr.train_run`) on the leaderboard, redraw, show its summary."""
-        switches = sr.switches_on(sr.SpeedrunConfig(**result.config))
-        entry = {"run": len(self.entries) + 1, "label": "+".join(switches) or "naive", "seed": result.seed,
-                 "time_to_target_s": result.time_to_target_s, "final_acc": result.final_acc,
-                 "train_time_s": result.fit.train_time_s, "interrupted": result.fit.interrupted,
-                 "skipped": sorted(result.skipped), "history": result.fit.history,
-                 "config": result.config, "code_hash": sr.code_hash()}
+        entry = {"run": len(self.entries) + 1, **result.as_row()}
         self.entries.append(entry)
         self.redraw()
         self.show_summary(entry_text(entry, self.cfg.target_acc), echo=echo)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import ipywidgets as widgets
 from matplotlib.figure import Figure
 
 from labkit import data
-from labkit.errors import LabkitError
 from labkit.techniques import transfer
 from labkit.ui import figure_png, text_summary
 from labkit.ui.base import Explorer
@@ -92,21 +89,14 @@ class TransferExplorer(Explorer):
         self.widget.children = [widgets.HBox([self.k, self.strategy]), widgets.HBox([self.lr, self.seed]),
                                 self.run_button, self.message, self.image, self.text]
 
-    def _config(self) -> transfer.TransferConfig:
-        if not self.lr.value > 0:
-            raise LabkitError(f"backbone lr = {self.lr.value} must be greater than 0 (try 0.01).")
-        return dataclasses.replace(self.cfg, ks=(int(self.k.value),), seeds=(int(self.seed.value),),
-                                   finetune_lr=float(self.lr.value))
-
     def run(self) -> dict | None:
         """Train and draw; returns {strategy: accuracy, ...} or None (with a message) for bad settings."""
         return self.attempt(self._train, status="training …", echo=True)
 
     def _train(self) -> dict:
-        cfg = self._config()
+        cfg = transfer.explorer_config(self.cfg, self.k.value, self.seed.value, self.lr.value)
         runs = transfer.compare(self.target, cfg, strategies=("scratch", self.strategy.value))
-        result = {r["strategy"]: r["accuracy"] for r in runs}
-        result["gain_pt"] = 100 * (result[self.strategy.value] - result["scratch"])
+        result = {r["strategy"]: r["accuracy"] for r in runs} | {"gain_pt": transfer.gain_pt(runs, self.strategy.value)}
         self.image.value = figure_png(self._plot(runs))
         self.show_summary(text_summary(f"k={cfg.ks[0]}, seed {cfg.seeds[0]}, backbone lr {cfg.finetune_lr:g}",
                                        {f"{r['strategy']} acc %": 100 * r["accuracy"] for r in runs}
