@@ -152,7 +152,8 @@ def test_ctrl_c_ends_every_rank():
             os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C / Jupyter's Stop button sends the kernel
 
     fired: list[bool] = []
-    running = ddp.Launch({"tasks": [{"kind": "sleep", "seconds": 120}]}, nproc=2, timeout_s=90,
+    # generous limits: on a loaded machine the ranks can take a minute to start before "still running"
+    running = ddp.Launch({"tasks": [{"kind": "sleep", "seconds": 600}]}, nproc=2, timeout_s=300,
                          on_line=interrupt_once_running).start()
     with pytest.raises(KeyboardInterrupt):
         running.wait()
