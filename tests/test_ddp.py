@@ -3,8 +3,10 @@
 Each launch starts real processes (≈ 3-5 s of start-up on 2 cores), so the launches here are few and tiny.
 """
 
+import json
 import os
-import signal
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -145,20 +147,34 @@ def test_timeout_stops_every_rank():
     assert_all_ended(running.pids)
 
 
-def test_ctrl_c_ends_every_rank():
-    def interrupt_once_running(line: str) -> None:
-        if "still running" in line and not fired:
-            fired.append(True)
-            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C / Jupyter's Stop button sends the kernel
+CTRL_C_SCRIPT = """
+import json, os, signal
+from labkit.techniques import ddp
 
-    fired: list[bool] = []
-    # generous limits: on a loaded machine the ranks can take a minute to start before "still running"
-    running = ddp.Launch({"tasks": [{"kind": "sleep", "seconds": 600}]}, nproc=2, timeout_s=300,
-                         on_line=interrupt_once_running).start()
-    with pytest.raises(KeyboardInterrupt):
-        running.wait()
-    assert fired and len(running.pids) >= 3
-    assert_all_ended(running.pids)
+def interrupt_once_running(line):
+    if "still running" in line and not fired:
+        fired.append(True)
+        os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C / Jupyter's Stop button sends the kernel
+
+fired = []
+running = ddp.Launch({"tasks": [{"kind": "sleep", "seconds": 600}]}, nproc=2, timeout_s=300,
+                     on_line=interrupt_once_running).start()
+try:
+    running.wait()
+    print(json.dumps({"interrupted": False}))
+except KeyboardInterrupt:
+    print(json.dumps({"interrupted": True, "fired": bool(fired), "pids": sorted(running.pids)}))
+"""
+
+
+def test_ctrl_c_ends_every_rank():
+    """Ctrl-C in the process that waits (a kernel, as a learner's Stop button sends it) ends every rank.
+    It runs in a fresh Python, as a kernel does: the pytest worker's own signal state is not a kernel's."""
+    out = subprocess.run([sys.executable, "-c", CTRL_C_SCRIPT], capture_output=True, text=True, timeout=400)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["interrupted"] and report["fired"], out.stderr[-2000:]
+    assert len(report["pids"]) >= 3
+    assert_all_ended(report["pids"])
 
 
 def test_two_nodes_meet_through_c10d_rendezvous():

@@ -185,6 +185,9 @@ def test_headline_keys_on_a_small_config(tiny_source, tiny_target, monkeypatch):
     assert report.name == "transfer" and report.config["steps"] == 9
     assert '"gain_pt_k5"' in report.to_json() and len(report.runs) == 3 * 2 * 4
     assert set(report.curves) == {"scratch", "fine-tune"} and "runs" not in report.config
+    for k in (5, 20, 100):  # each gain is fine-tune minus scratch over the runs at that label budget
+        at_k = [r for r in report.runs if r["k"] == k]
+        assert report.headline[f"gain_pt_k{k}"] == pytest.approx(transfer.gain_pt(at_k, "fine-tune"))
 
 
 def _grow(splits, per_class):
