@@ -19,6 +19,10 @@ from labkit.exercises import ddp as check
 from labkit.techniques import ddp
 from labkit.ui import ddp as ddp_ui
 
+# Every test here starts real torchrun processes that use both cores: they run one after another on one
+# pytest worker (Makefile: --dist loadgroup), never beside each other's launches.
+pytestmark = pytest.mark.xdist_group("ddp")
+
 
 def quiet(line: str) -> None:
     pass
@@ -171,7 +175,9 @@ def test_ctrl_c_ends_every_rank():
     """Ctrl-C in the process that waits (a kernel, as a learner's Stop button sends it) ends every rank.
     It runs in a fresh Python, as a kernel does: the pytest worker's own signal state is not a kernel's."""
     out = subprocess.run([sys.executable, "-c", CTRL_C_SCRIPT], capture_output=True, text=True, timeout=400)
-    report = json.loads(out.stdout.strip().splitlines()[-1])
+    lines = out.stdout.strip().splitlines()
+    assert lines, f"the waiting process printed nothing; its stderr ends: {out.stderr[-3000:]}"
+    report = json.loads(lines[-1])
     assert report["interrupted"] and report["fired"], out.stderr[-2000:]
     assert len(report["pids"]) >= 3
     assert_all_ended(report["pids"])
