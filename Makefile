@@ -36,13 +36,13 @@ demo: $(STAMP)
 # threads each oversubscribe a 2-core machine and run slower than one after the other).
 test: $(STAMP) system
 	$(BIN)/nbstripout --verify notebooks/*.ipynb
-	$(PYTEST) tests -m "not browser" -n 2 --dist loadgroup -q
+	$(PYTEST) tests -m "not browser" -n 2 -q
 	LABKIT_MODE=smoke $(PYTEST) --nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
 	  -q -p no:cacheprovider notebooks
 	$(PYTEST) tests -m browser -q
 
 unit: $(STAMP)
-	$(PYTEST) tests -m "not browser" -n 2 --dist loadgroup -q
+	$(PYTEST) tests -m "not browser" -n 2 -q
 
 notebooks: $(STAMP)
 	LABKIT_MODE=smoke $(PYTEST) --nbval-lax --nbval-current-env --nbval-cell-timeout=300 -q -p no:cacheprovider notebooks
