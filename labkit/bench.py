@@ -134,6 +134,14 @@ def train_step_fn(model: torch.nn.Module, *, batch: int = 128, lr: float = 1e-5,
     return step
 
 
+def time_train_steps(models: dict[str, torch.nn.Module], *, batch: int = 128, lr: float = 1e-5, seed: int = 0,
+                     num_threads: int | None = None, min_run_time: float = 0.5, rounds: int = 3) -> dict[str, float]:
+    """Median ms of one SGD training step for each model, timed in turns (`time_interleaved`)."""
+    steps = {name: train_step_fn(model, batch=batch, lr=lr, seed=seed) for name, model in models.items()}
+    timings = time_interleaved(steps, min_run_time=min_run_time, rounds=rounds, num_threads=num_threads)
+    return {name: t.median_ms for name, t in timings.items()}
+
+
 def time_train_step(model: torch.nn.Module, *, batch: int = 128, lr: float = 1e-5, seed: int = 0,
                     num_threads: int | None = None, min_run_time: float = 0.5) -> Timing:
     """Time one SGD training step of `model` (see `train_step_fn`)."""

@@ -136,3 +136,11 @@ def test_matmul_sweep_returns_one_point_per_size_in_order():
     assert [p["n"] for p in points] == [8, 64] and all(p["gflops"] > 0 for p in points)
     with pytest.raises(LabkitError):
         bench.matmul_sweep([])
+
+
+def test_time_train_steps_times_each_model_and_really_steps():
+    small, big = models.MLP(width=8), models.MLP(width=512)
+    before = [p.detach().clone() for p in small.parameters()]
+    ms = bench.time_train_steps({"small": small, "big": big}, batch=32, min_run_time=0.02, rounds=2)
+    assert set(ms) == {"small", "big"} and ms["big"] > ms["small"] > 0   # 64× the weights: clearly slower
+    assert any(not torch.equal(a, b) for a, b in zip(before, small.parameters()))

@@ -309,11 +309,9 @@ def train_step_ms(model: nn.Module, cfg: PruneConfig, batch: int = 128) -> float
 
 def compare_train_steps(variants: dict[str, nn.Module], cfg: PruneConfig, rounds: int = 3) -> pd.Series:
     """Median ms per training step of each model, measured in interleaved rounds (fair on a busy machine)."""
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(rounds):
-        for name, model in variants.items():
-            times[name].append(train_step_ms(model, cfg))
-    return pd.Series({name: float(np.median(t)) for name, t in times.items()}, name="ms per training step")
+    ms = bench.time_train_steps(variants, lr=1e-4, seed=cfg.seed, num_threads=cfg.threads,
+                                min_run_time=cfg.min_run_time, rounds=rounds)
+    return pd.Series(ms, name="ms per training step")
 
 
 def nonzero_params(model: nn.Module) -> int:

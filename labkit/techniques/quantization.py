@@ -348,9 +348,8 @@ def compile_frozen(model: nn.Module) -> tuple[nn.Module, float]:
 def train_step_ms(models_: dict[str, nn.Module], cfg: QuantConfig, batch: int = 128) -> dict[str, float]:
     """Median time (ms) of one SGD training step at `batch` for each model, timed in turns: for the claim
     'quantization speeds up training'."""
-    steps = {name: bench.train_step_fn(model, batch=batch, seed=cfg.seed) for name, model in models_.items()}
-    timings = bench.time_interleaved(steps, min_run_time=cfg.min_run_time, num_threads=cfg.threads)
-    return {name: t.median_ms for name, t in timings.items()}
+    return bench.time_train_steps(models_, batch=batch, seed=cfg.seed, num_threads=cfg.threads,
+                                  min_run_time=cfg.min_run_time)
 
 
 FP32_COMPILED = "fp32, compiled + frozen"
