@@ -209,3 +209,24 @@ def test_shuffled_batches_check():
     with pytest.raises(Hint, match="seed"):
         check.shuffled_batches(lambda n, b, s: list(torch.randperm(n).split(b)))
     assert "not attempted" in check.shuffled_batches(lambda n, b, s: None)
+
+
+def test_augmentation_effect_pairs_plain_and_augmented_runs_by_seed(monkeypatch):
+    tiny = dl.AugmentConfig(n_train=60, n_test=40, epochs=1, batch_size=20, seeds=(0, 1))
+    rows = dl.augmentation_effect(tiny)
+    assert [(r["seed"], r["augment"]) for r in rows] == [(0, False), (0, True), (1, False), (1, True)]
+    for r in rows:
+        assert r["gap_pt"] == pytest.approx(100 * (r["train_acc"] - r["test_acc"]))
+    v = dl.augmentation_verdicts(rows)
+    assert set(v) == {"test_acc", "gap"} and v["gap"].diffs == pytest.approx(
+        (rows[1]["gap_pt"] - rows[0]["gap_pt"], rows[3]["gap_pt"] - rows[2]["gap_pt"]))
+    assert dl.augmentation_verdicts(rows[:2]) is None  # one seed: no verdict
+
+
+def test_augmentation_plot_draws_one_line_per_seed():
+    from labkit.ui import dataloading as dui
+
+    rows = [{"seed": s, "augment": a, "test_acc": 0.8 + 0.01 * s, "gap_pt": 5.0 - 3 * a} for s in (0, 1, 2)
+            for a in (False, True)]
+    fig = dui.plot_augmentation(rows)
+    assert len(fig.axes[0].lines) == 3 and len(fig.axes[1].lines) == 3 + 1  # + the zero line

@@ -84,6 +84,39 @@ def test_other_bad_input():
         momentum.build_model(momentum.TrainConfig(model="vit"))
 
 
+# ---------------------------------------------------------------- the adaptive updates
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_hand_written_rmsprop_and_adam_are_torchs(dtype):
+    g = torch.Generator().manual_seed(1)
+    # gradients of very different sizes per coordinate; eps large enough that its placement matters
+    grads = torch.randn(20, 4, generator=g).to(dtype) * torch.tensor([1e-3, 0.1, 1.0, 1e2], dtype=dtype)
+    settings = {"rmsprop": dict(lr=0.01, alpha=0.9, eps=1e-3), "adam": dict(lr=0.01, betas=(0.8, 0.99), eps=1e-3)}
+    for name, kw in settings.items():
+        p = torch.nn.Parameter(torch.ones(4, dtype=dtype))
+        opt = (torch.optim.RMSprop if name == "rmsprop" else torch.optim.Adam)([p], **kw)
+        x, m, sq = torch.ones(4, dtype=dtype), torch.zeros(4, dtype=dtype), torch.zeros(4, dtype=dtype)
+        for t, grad in enumerate(grads, start=1):
+            p.grad = grad.clone()
+            opt.step()
+            if name == "rmsprop":
+                x, sq = momentum.rmsprop_step(x, sq, grad, kw["lr"], alpha=kw["alpha"], eps=kw["eps"])
+            else:
+                x, m, sq = momentum.adam_step(x, m, sq, grad, t, kw["lr"], *kw["betas"], eps=kw["eps"])
+            assert torch.allclose(x, p.detach(), rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=0), (name, t)
+    gaps = momentum.adaptive_by_hand_gaps(steps=30)
+    assert gaps["rmsprop"] < 1e-12 and gaps["adam"] < 1e-12
+
+
+def test_adaptive_steps_do_not_follow_the_gradients_size():
+    lengths = momentum.adaptive_step_lengths((1e-3, 1.0, 1e3), lr=1e-3, steps=100)
+    assert [first for first, _ in lengths["sgd"]] == pytest.approx([1e-6, 1e-3, 1.0])
+    assert all(first == pytest.approx(1e-3, rel=1e-4) and last == pytest.approx(1e-3, rel=1e-4)
+               for first, last in lengths["adam"])
+    # RMSprop has no bias correction: its first step is lr/√(1−α) = 10·lr, then it settles towards lr
+    assert all(first == pytest.approx(1e-2, rel=1e-4) and 1e-3 < last < 2e-3 for first, last in lengths["rmsprop"])
+
+
 # ---------------------------------------------------------------- claim check
 
 def test_rosenbrock_momentum_crosses_the_valley_faster():
@@ -125,6 +158,57 @@ def test_headline_smoke_has_exactly_the_keys(monkeypatch, tiny_splits):
     assert set(report.headline) == keys
     assert report.headline["iters_ratio"] >= 5
     assert "momentum" in techniques.names()
+
+
+def test_lr_grid_is_centred_and_log_spaced():
+    grid = momentum.lr_grid(1e-3)
+    assert len(grid) == 5 and grid[2] == pytest.approx(1e-3)
+    assert grid[0] == pytest.approx(1e-4) and grid[-1] == pytest.approx(1e-2)
+    with pytest.raises(LabkitError, match="factor > 1"):
+        momentum.lr_grid(0.1, factor=1.0)
+
+
+def test_lr_sensitivity_fills_the_grid_on_tiny_data(tiny_splits):
+    cfg = momentum.TrainConfig(epochs=1, seeds=(0, 1), batch_size=64)
+    grids = {"momentum": [0.01, 0.05], "adam": [1e-3]}
+    accs = momentum.lr_sensitivity(tiny_splits, cfg, grids)
+    assert set(accs) == {("momentum", 0.01), ("momentum", 0.05), ("adam", 1e-3)}
+    assert all(len(a) == 2 and all(0 <= x <= 1 for x in a) for a in accs.values())
+    again = momentum.lr_sensitivity(tiny_splits, cfg, {"adam": [1e-3]})
+    assert again[("adam", 1e-3)] == accs[("adam", 1e-3)]  # seeded: the same run twice
+    sens = momentum.summarize_sensitivity(accs, {"momentum": 0.05, "adam": 1e-3})
+    assert sens["momentum"].lrs == [0.01, 0.05] and sens["adam"].near_best == [1e-3]
+    with pytest.raises(LabkitError, match="not on its grid"):
+        momentum.summarize_sensitivity(accs, {"momentum": 0.1, "adam": 1e-3})
+
+
+def _sens(means_pt, default_index=2, jitter=(0.0, 0.2, -0.2)):
+    lrs = momentum.lr_grid(1.0)
+    acc = {lr: [(m + j) / 100 for j in jitter] for lr, m in zip(lrs, means_pt)}
+    return lrs, acc, lrs[default_index]
+
+
+def test_sensitivity_summary_and_the_claims_verdict():
+    narrow = [70.0, 84.2, 85.0, 82.0, 10.0]   # two rates within 1 pt of the best
+    wide = [84.5, 85.0, 85.0, 84.8, 84.1]     # all five
+    lrs, acc, default = _sens(narrow)
+    s = momentum.LrSensitivity("momentum", default, acc)
+    assert s.best_lr == lrs[2] and s.near_best == lrs[1:3] and s.width_decades == pytest.approx(0.5)
+    assert s.near_best_per_seed == [2, 2, 2] and s.default_vs_best().mean == 0
+
+    def claim(adam, rmsprop, adam_default=2):
+        sens = {}
+        for name, means, d in (("momentum", narrow, 2), ("adam", adam, adam_default), ("rmsprop", rmsprop, 2)):
+            _, acc, default = _sens(means, d)
+            sens[name] = momentum.LrSensitivity(name, default, acc)
+        return momentum.tuning_claim(sens)
+
+    verdict, lines = claim(wide, wide)
+    assert verdict == "true" and "adam is higher than momentum" in lines[0]
+    assert claim(wide, narrow)[0] == "depends"
+    assert claim(narrow, narrow)[0] == "false"
+    # wide, but its default sits 15 pt below its best: not spared the tuning
+    assert claim([70.0, 84.9, 85.0, 84.5, 84.2], wide, adam_default=0)[0] == "depends"
 
 
 # ---------------------------------------------------------------- explorer
@@ -208,3 +292,14 @@ def test_exercise_momentum_steps():
         check.momentum_steps(lambda k, tol: math.log(tol) / math.log((k - 1) / (k + 1)))
     with pytest.raises(Hint, match="negative"):
         check.momentum_steps(lambda k, tol: -math.log(tol) / math.log(rate(k)))
+
+
+def test_lr_sensitivity_plot_marks_collapsed_rates_on_the_floor():
+    from labkit.ui import momentum as mui
+
+    sens = {"momentum": momentum.LrSensitivity("momentum", 0.05, {0.05: [0.84, 0.85], 0.5: [0.10, 0.12]}),
+            "adam": momentum.LrSensitivity("adam", 1e-3, {1e-3: [0.85, 0.86], 1e-2: [0.83, 0.82]})}
+    fig = mui.plot_lr_sensitivity(sens, floor_pt=70)
+    ys = [y for line in fig.axes[0].lines for y in line.get_ydata()]  # the left panel: data lines only
+    assert min(ys) == 70 and max(ys) == pytest.approx(86)  # the collapse is drawn on the floor, not below it
+    assert {ln.get_marker() for ax in fig.axes for ln in ax.lines} >= {"o", "s", "v"}

@@ -1,4 +1,4 @@
-import copy
+import math
 
 import pytest
 import torch
@@ -43,6 +43,70 @@ def test_error_shrinks_with_bits_and_per_channel_helps():
 def test_bad_bits_say_what_to_do(bits):
     with pytest.raises(LabkitError, match="bits"):
         quant.fake_quantize(torch.randn(4), bits)
+
+
+def _is_zero_or_power_of_two_times(q, s):
+    """True where q is 0 or ±s·2^k for a whole number k ≤ 0."""
+    k = torch.log2(q.abs() / s)
+    return (q == 0) | ((k == k.round()) & (k <= 0))
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+def test_log_quantize_gives_zero_or_signed_powers_of_two_of_the_scale(bits):
+    torch.manual_seed(bits)
+    x = torch.randn(16, 64) * 0.05
+    q = quant.log_quantize(x, bits)
+    assert _is_zero_or_power_of_two_times(q, x.abs().max()).all()
+    assert len(q.unique()) <= 2 ** bits
+    assert ((q == 0) | (torch.sign(q) == torch.sign(x))).all(), "the sign is kept"
+    rows = quant.log_quantize(x, bits, per_channel=True)
+    scales = x.abs().amax(dim=1, keepdim=True)
+    assert _is_zero_or_power_of_two_times(rows, scales).all()
+    assert all(len(r.unique()) <= 2 ** bits for r in rows)
+    assert quant.levels_used(rows, per_channel=True) <= 2 ** bits
+    assert torch.equal(rows.abs().amax(dim=1), x.abs().amax(dim=1)), "each row's largest |x| is its own scale"
+
+
+def test_log_quantize_keeps_powers_of_two_in_range_and_rounds_to_the_nearest_level():
+    x = torch.tensor([1.0, -0.5, 0.25, -0.125, 2 ** -6, 0.0])
+    assert torch.equal(quant.log_quantize(x, 4), x)                    # 4 bits: exponents 0 … -6
+    assert torch.equal(quant.log_quantize(-x, 4), -x)
+    assert quant.log_quantize(x, 3).tolist() == [1.0, -0.5, 0.25, 0.0, 0.0, 0.0]  # 3 bits: exponents 0 … -2
+    # between 2^-2 and 2^-1 the boundary is their midpoint, 0.375: nearest, not rounding of the exponent
+    # and between 0 and the smallest level, 2^-2, it is 0.125
+    near = quant.log_quantize(torch.tensor([1.0, 0.37, 0.38, 0.12, 0.13]), 3)
+    assert near.tolist() == [1.0, 0.25, 0.5, 0.0, 0.25]
+    assert len(quant.log_quantize(torch.linspace(-1, 1, 1001), 3).unique()) == 2 ** 3 - 1  # 0 and ±3 magnitudes
+
+
+@pytest.mark.parametrize("bits", [1, 0, 9, 2.5])
+def test_log_quantize_refuses_bits_without_room_for_an_exponent(bits):
+    with pytest.raises(LabkitError, match="bits") as err:
+        quant.log_quantize(torch.randn(4), bits)
+    assert "\n" not in str(err.value)
+
+
+def test_log_vs_linear_compares_the_same_model_at_the_same_bits(trained, tiny_splits):
+    out = quant.log_vs_linear(trained, tiny_splits, bits=(2, 4, 8))
+    table, verdicts = out["table"], out["verdicts"]
+    assert len(table) == 3 * len(quant.WEIGHT_GRIDS) and len(verdicts) == 3 * 2
+    assert (table["levels"] <= 2 ** table["bits"]).all() and (table["levels"] >= 2).all()
+    assert table["sqnr_db"].map(math.isfinite).all() and table["accuracy"].between(0, 1).all()
+    row = table.set_index(["bits", "grid"])
+    assert row.loc[(8, "linear, per channel"), "sqnr_db"] > row.loc[(4, "linear, per channel"), "sqnr_db"] + 15
+    # the log grid's relative step is fixed (a factor 2): more exponents only reach smaller weights
+    assert abs(row.loc[(8, "log, per channel"), "sqnr_db"] - row.loc[(4, "log, per channel"), "sqnr_db"]) < 3
+    assert row.loc[(8, "linear, per channel"), "accuracy"] == pytest.approx(out["fp32_accuracy"], abs=0.02)
+    assert set(verdicts["lower_error"]) <= {"log", "linear"}
+    assert set(verdicts["higher_accuracy"]) <= {"log", "linear", "within noise"}
+    first = verdicts.iloc[0]
+    diff = out["correct"][(2, "log, per tensor")].mean() - out["correct"][(2, "linear, per tensor")].mean()
+    assert first["acc_log_minus_linear_pt"] == pytest.approx(100 * float(diff))
+    assert first["acc_low_pt"] <= first["acc_log_minus_linear_pt"] <= first["acc_high_pt"]
+    # the rounded copy really computes with rounded weights, and the original is untouched
+    rounded = quant.round_linears(trained, "log, per tensor", 3)
+    assert quant.levels_used(rounded.net[1].weight, per_channel=False) <= 7
+    assert quant.levels_used(trained.net[1].weight, per_channel=False) > 1000
 
 
 def test_torchao_int8_is_really_int8_and_close(trained, tiny_splits):
@@ -151,7 +215,7 @@ def test_headline_compares_int8_with_fp32_run_the_same_way(tiny_splits, monkeypa
     report = quant.headline("smoke")
     card, h = report.card, report.headline
     assert set(h) == {"int8_speedup", "int8_speedup_best", "int8_speedup_eager", "compile_speedup_fp32",
-                      "int8_speedup_widest", "size_ratio", "accuracy_drop_pt"}
+                      "int8_speedup_widest", "size_ratio", "accuracy_drop_pt", "log_vs_linear_err_ratio_4bit"}
     assert all(card.value(v, "latency_ms") > 0 for v in card.variants if v != "int8 static")
     fastest_fp32 = min(card.value("fp32", "latency_ms"), card.value(quant.FP32_COMPILED, "latency_ms"))
     assert h["int8_speedup"] == pytest.approx(fastest_fp32 / card.value(quant.INT8_HEADLINE, "latency_ms"))
@@ -162,6 +226,7 @@ def test_headline_compares_int8_with_fp32_run_the_same_way(tiny_splits, monkeypa
     widest = report.config["sweep_widths"][-1]
     assert h["int8_speedup_widest"] > 0 and widest == TINY.sweep_widths[-1]
     assert h["size_ratio"] > 2.5  # a tiny model: biases and scales weigh more
+    assert 0 < h["log_vs_linear_err_ratio_4bit"] < float("inf")
 
 
 def test_exercise_checks():
@@ -194,3 +259,16 @@ def test_bit_width_explorer_reports_and_refuses_bad_values():
     assert explorer.update(bits=0).startswith("⚠")
     explorer.per_channel.value = True
     assert "per-channel" in explorer.text.value
+
+
+def test_log_vs_linear_plot_draws_every_grid_with_its_own_style():
+    import pandas as pd
+    from labkit.ui import quantization as qui
+
+    table = pd.DataFrame([{"grid": g, "bits": b, "sqnr_db": 6.0 * b, "accuracy": 0.8}
+                          for g in ("linear, per tensor", "linear, per channel", "log, per tensor", "log, per channel")
+                          for b in (2, 4, 8)])
+    fig = qui.plot_log_vs_linear(torch.randn(16, 16), table, 0.82, (2, 4, 8))
+    _, ax_err, ax_acc = fig.axes
+    assert len(ax_err.lines) == 4 and len(ax_acc.lines) == 4 + 1  # + the fp32 line
+    assert len({(ln.get_linestyle(), ln.get_marker()) for ln in ax_err.lines}) == 4

@@ -126,6 +126,23 @@ def test_train_run_learns_and_keeps_eval_off_the_clock(tiny_inputs, switches):
     assert np.isfinite(hist["train_loss"]).all()
     assert run.time_to_target_s == sr.time_to_target(hist, cfg.target_acc)
     assert run.config["distill"] == ("distill" in switches)
+    assert 0 <= run.train_acc <= 1 and run.gap_pt == pytest.approx(100 * (run.train_acc - run.final_acc))
+
+
+def test_narrow_is_its_own_switch_so_distill_is_credited_only_with_the_teacher():
+    """distill alone keeps the full width; narrow alone is the half-width model on labels alone."""
+    dev = torch.device("cpu")
+    full = sr.build_model(sr.with_switches(TINY, ["distill"]), dev)
+    narrow = sr.build_model(sr.with_switches(TINY, ["narrow"]), dev)
+    assert sum(p.numel() for p in narrow.parameters()) < sum(p.numel() for p in full.parameters())
+    plan = [name for name, _, _ in sr.ablation_plan(dev="cpu")]
+    assert plan.index("+ narrow") == plan.index("+ distill") - 1
+
+
+def test_overfitting_check_pairs_gaps_by_seed():
+    gaps = {"naive": [1.0, 1.5, 1.2], "+ distill": [3.0, 3.4, 3.1]}
+    assert sr.overfitting_check(gaps, "+ distill").verdict == "higher"
+    assert sr.overfitting_check({"naive": [1.0], "x": [2.0]}, "x") is None
 
 
 def test_stop_at_target_and_stop_callback(tiny_inputs):
@@ -268,6 +285,7 @@ def test_check_speedrun_refuses_a_run_where_the_techniques_did_nothing():
     sr.check_speedrun([naive, fast])
     with pytest.raises(LabkitError, match="in memory did not make an epoch faster"):
         sr.check_speedrun([naive, Fake(**{**vars(fast), "epoch_time_s": 1.2})])
+    sr.check_speedrun([naive, Fake(**{**vars(fast), "epoch_time_s": 1.2})], "smoke")  # seconds-long epochs: no verdict
     with pytest.raises(LabkitError, match="naive run reached the target in only 0"):
         sr.check_speedrun([Fake(**{**vars(naive), "all_reached": False, "reached": 0}), fast])
 
@@ -275,7 +293,7 @@ def test_check_speedrun_refuses_a_run_where_the_techniques_did_nothing():
 def test_headline_keys(tiny_inputs, monkeypatch):
     # on 192 tiny images the PNG pipeline's extra cost per epoch is a few ms, within the noise of a busy
     # machine, so the speed check is left to the test above and to the real runs
-    monkeypatch.setattr(sr, "check_speedrun", lambda rows: None)
+    monkeypatch.setattr(sr, "check_speedrun", lambda rows, run_mode: None)
     monkeypatch.setattr(sr, "load_inputs", lambda run_mode=None, device="auto": tiny_inputs)
     monkeypatch.setattr(sr.env, "device", lambda prefer="auto": torch.device("cpu"))
     report = sr.headline("smoke", cfg=sr.with_switches(TINY, [], target_acc=0.3))

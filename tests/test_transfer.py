@@ -160,6 +160,10 @@ def test_compare_and_card(tiny_source, tiny_target):
     runs = transfer.compare(tiny_target, TINY)
     assert len(runs) == 2 * 2 * 4
     top = transfer.ceiling(tiny_target, TINY)
+    for res in top.values():  # one run per seed, summarised honestly
+        assert res["seeds"] == len(TINY.seeds) == len(res["acc_by_seed"]) == len(res["curves"])
+        assert res["accuracy"] == pytest.approx(sum(res["acc_by_seed"]) / len(TINY.seeds))
+        assert (res["time_to_target_s"] is None) == (res["reached"] < res["seeds"])
     card = transfer.TransferCard(transfer.summarise(runs, top), baseline="scratch, k=2")
     frame = card.with_ratios()
     assert (frame.loc[frame.index.str.startswith("scratch"), "accuracy Δpt"] == 0).all()  # each k vs its own scratch
@@ -322,5 +326,5 @@ def test_plots_draw(tiny_source, tiny_target):
     top = transfer.ceiling(tiny_target, TINY)
     rows = transfer.summarise(runs, top)
     assert len(tui.plot_label_efficiency(rows).axes[0].lines) >= 2
-    assert len(tui.plot_time_to_target({n: r["curve"] for n, r in top.items()}, 0.5).axes[0].lines) == 3
+    assert len(tui.plot_time_to_target({n: r["curves"] for n, r in top.items()}, 0.5).axes[0].lines) == 2 * 2 + 1
     assert len(tui.plot_examples(tiny_target, tiny_target, per_class=1).axes) == 10

@@ -18,6 +18,10 @@ order; each window builds a fresh loader, runs untimed warm-up steps (worker sta
 then times `steps` steps; the median window is reported. batched_vs_naive = batched / naive samples/s
 (the pipeline the lesson builds, chosen before measuring); best_vs_naive = the fastest of all / naive
 (a maximum over noisy variants: read it beside batched_vs_naive).
+
+What augmentation buys besides cost: `augmentation_effect` trains the same model on a small training
+set with and without the random crops and flips, over seeds, and measures test accuracy and the
+train − test gap (accuracy on the un-augmented training images minus test accuracy).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from labkit import data, env, models
+from labkit import data, env, models, stats, train
 from labkit.errors import LabkitError
 from labkit.results import BenchReport, ResultCard
 
@@ -228,6 +232,55 @@ def random_choices(n: int, generator: torch.Generator | None = None,
     dx = torch.randint(0, 2 * PAD + 1, (n,), generator=generator).to(device)
     flip = (torch.rand(n, generator=generator) < 0.5).to(device)
     return dy, dx, flip
+
+
+@dataclass
+class AugmentConfig:
+    """Augmentation's effect on generalisation: a small training set, trained long enough to overfit."""
+
+    n_train: int = 2000          # few images: without augmentation the CNN can memorise them
+    n_test: int | None = None    # test images (None: all 2,000 of the shipped test split)
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 0.05             # SGD with momentum 0.9, as everywhere in the lab
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+
+def augment_config_for(run_mode: str | None = None) -> AugmentConfig:
+    return env.pick(smoke=AugmentConfig(n_train=500, n_test=500, epochs=2, seeds=(0, 1)),
+                    full=AugmentConfig(), run_mode=run_mode)
+
+
+def augmentation_effect(cfg: AugmentConfig, device: torch.device | str = "cpu") -> list[dict]:
+    """Train the small CNN with and without the random crops and flips, once per seed (seeds the outer
+    loop), the same images, epochs and rate. Per run: test accuracy, accuracy on the training images
+    themselves (un-augmented, after training) and their gap in points."""
+    # shown in notebook 02_data_loading
+    splits = data.load(n_train=cfg.n_train, n_test=cfg.n_test)
+    rows = []
+    for seed in cfg.seeds:
+        for augment in (False, True):
+            env.seed_everything(seed)
+            model = models.SmallCNN()
+            batches = BatchLoader(splits.X_train, splits.y_train, cfg.batch_size, augment=augment, seed=seed)
+            fit = train.fit(model, splits, epochs=cfg.epochs, lr=cfg.lr, train_loader=batches, device=device,
+                            progress=False)
+            _, train_acc = train.evaluate(model, splits.X_train, splits.y_train, device=device)
+            rows.append({"seed": seed, "augment": augment, "train_acc": train_acc, "test_acc": fit.final_acc,
+                         "gap_pt": 100 * (train_acc - fit.final_acc), "train_time_s": fit.train_time_s})
+    return rows
+
+
+def augmentation_verdicts(rows: list[dict]) -> dict[str, stats.Paired] | None:
+    """Augmented minus plain, paired by seed: test accuracy and train − test gap, in points
+    (None with fewer than two seeds)."""
+    by = {aug: sorted((r for r in rows if r["augment"] == aug), key=lambda r: r["seed"]) for aug in (True, False)}
+    if len(by[True]) < 2:
+        return None
+    return {"test_acc": stats.paired([100 * r["test_acc"] for r in by[True]], [100 * r["test_acc"] for r in by[False]],
+                                     "augmented", "plain", "pt"),
+            "gap": stats.paired([r["gap_pt"] for r in by[True]], [r["gap_pt"] for r in by[False]],
+                                "augmented", "plain", "pt")}
 
 
 # ============================================================================ pipelines 1 and 2: one sample at a time

@@ -12,6 +12,9 @@ Headline (`labkit bench momentum`):
 - time_to_target_<optimizer> for sgd, momentum, nesterov, adam, adamw, rmsprop: training seconds
   until test accuracy ≥ target on the shared task (MLP on the Fashion-MNIST subset), the mean over
   seeds, or None when a seed never got there. Epochs to target (mean, std, per seed) are on the card.
+
+Not in the headline (45 training runs): the notebook's learning-rate sweep, `lr_sensitivity`, which
+tests "adaptive optimizers spare you learning-rate tuning" (`tuning_claim`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from labkit import data, env, models, train
+from labkit import data, env, models, stats, train
 from labkit.errors import LabkitError
 from labkit.results import BenchReport, ResultCard
 
@@ -240,6 +243,71 @@ def effective_lr(lr: float, beta: float) -> float:
     # shown in notebook 05_momentum
     check_step(lr, beta)
     return lr / (1 - beta)
+
+
+# ================================================================ the adaptive updates
+# RMSprop and Adam divide each coordinate's step by a running RMS of that coordinate's gradients.
+# Written with torch's defaults and eps placement (eps is added to the square root, not under it).
+
+def rmsprop_step(x: torch.Tensor, sq: torch.Tensor, grad: torch.Tensor, lr: float, alpha: float = 0.99,
+                 eps: float = 1e-8) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch.optim.RMSprop (no momentum, not centred): sq is a running mean of squared gradients."""
+    # shown in notebook 05_momentum
+    sq = alpha * sq + (1 - alpha) * grad ** 2
+    return x - lr * grad / (sq.sqrt() + eps), sq
+
+
+def adam_step(x: torch.Tensor, m: torch.Tensor, sq: torch.Tensor, grad: torch.Tensor, t: int, lr: float,
+              beta1: float = 0.9, beta2: float = 0.999,
+              eps: float = 1e-8) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """torch.optim.Adam at step t = 1, 2, …: averaged momentum m over the RMS of the gradients, both
+    bias-corrected (m and sq start at 0, so early averages are too small by 1 − β^t)."""
+    # shown in notebook 05_momentum
+    m = beta1 * m + (1 - beta1) * grad
+    sq = beta2 * sq + (1 - beta2) * grad ** 2
+    m_hat, sq_hat = m / (1 - beta1 ** t), sq / (1 - beta2 ** t)
+    return x - lr * m_hat / (sq_hat.sqrt() + eps), m, sq
+
+
+def adaptive_by_hand_gaps(steps: int = 50, lr: float = 0.01) -> dict:
+    """Max distance between torch's RMSprop / Adam and the hand-written steps, on gradients of very
+    different sizes per coordinate (float64, the same gradient sequence for both)."""
+    g = torch.Generator().manual_seed(0)
+    grads = torch.randn(steps, 3, generator=g, dtype=torch.float64) * torch.tensor([1e-3, 1.0, 1e3], dtype=torch.float64)
+    gaps = {}
+    for name in ("rmsprop", "adam"):
+        p = nn.Parameter(torch.zeros(3, dtype=torch.float64))
+        opt = torch.optim.RMSprop([p], lr=lr) if name == "rmsprop" else torch.optim.Adam([p], lr=lr)
+        x, m, sq = (torch.zeros(3, dtype=torch.float64) for _ in range(3))
+        gap = 0.0
+        for t, grad in enumerate(grads, start=1):
+            p.grad = grad.clone()
+            opt.step()
+            if name == "rmsprop":
+                x, sq = rmsprop_step(x, sq, grad, lr)
+            else:
+                x, m, sq = adam_step(x, m, sq, grad, t, lr)
+            gap = max(gap, (x - p.detach()).abs().max().item())
+        gaps[name] = gap
+    return gaps
+
+
+def adaptive_step_lengths(scales: tuple[float, ...] = (1e-3, 1.0, 1e3), lr: float = 1e-3,
+                          steps: int = 100) -> dict[str, list[tuple[float, float]]]:
+    """Under a steady gradient g_i = scales[i] per coordinate: (first step, step `steps`) per coordinate,
+    for torch's SGD, RMSprop and Adam at the same lr. SGD steps lr·g; the adaptive ones step ≈ lr."""
+    out = {}
+    for name in ("sgd", "rmsprop", "adam"):
+        p = nn.Parameter(torch.zeros(len(scales), dtype=torch.float64))
+        opt = {"sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam}[name]([p], lr=lr)
+        lengths = []
+        for _ in range(steps):
+            before = p.detach().clone()
+            p.grad = torch.tensor(scales, dtype=torch.float64)
+            opt.step()
+            lengths.append((before - p.detach()).tolist())
+        out[name] = [(first, last) for first, last in zip(lengths[0], lengths[-1])]
+    return out
 
 
 def run_by_hand(step: Callable, q: Quadratic, lr: float, beta: float, steps: int) -> torch.Tensor:
@@ -472,6 +540,121 @@ def state_per_parameter(name: str, cfg: TrainConfig) -> float:
     state = sum(t.numel() for p in params for t in opt.state[p].values()
                 if torch.is_tensor(t) and t.shape == p.shape)
     return state / sum(p.numel() for p in params)
+
+
+# ================================================================ claim check: "adaptive optimizers spare you lr tuning"
+
+SWEEP_OPTIMIZERS = ("momentum", "adam", "rmsprop")
+
+
+def lr_grid(centre: float, n: int = 5, factor: float = 10 ** 0.5) -> list[float]:
+    """`n` rates, each `factor` times the one before, centred on `centre` (5 rates √10 apart span 100×)."""
+    if not (centre > 0 and factor > 1 and n >= 1):
+        raise LabkitError(f"lr_grid(centre={centre!r}, n={n!r}, factor={factor!r}): need centre > 0, factor > 1, n ≥ 1.")
+    return [centre * factor ** (k - (n - 1) / 2) for k in range(n)]
+
+
+def sweep_config(run_mode: str) -> tuple[TrainConfig, dict[str, list[float]]]:
+    """The sensitivity sweep: the MLP at a fixed epoch budget, and each optimizer's grid around its default."""
+    cfg = env.pick(smoke=TrainConfig(epochs=2, seeds=(0, 1)), full=TrainConfig(epochs=10, seeds=(0, 1, 2)),
+                   run_mode=run_mode)
+    return cfg, {name: lr_grid(cfg.lrs[name]) for name in SWEEP_OPTIMIZERS}
+
+
+def lr_sensitivity(splits: data.Splits, cfg: TrainConfig, grids: dict[str, list[float]],
+                   threads: int | None = 1) -> dict[tuple[str, float], list[float]]:
+    """Final test accuracy of every (optimizer, lr), one per seed of cfg.seeds, all at cfg.epochs.
+
+    Seed-major, like compare_optimizers. `threads`: intra-op CPU threads for the runs (None: leave
+    as set). The MLP is small: on a busy 2-core machine a second thread mostly waits for the first.
+    """
+    accs: dict[tuple[str, float], list[float]] = {(name, lr): [] for name, lrs in grids.items() for lr in lrs}
+    with env.cpu_threads(threads or torch.get_num_threads()):
+        for seed in cfg.seeds:
+            for (name, lr), per_seed in accs.items():
+                per_seed.append(train_one(name, splits, replace(cfg, lrs={**cfg.lrs, name: lr}), seed).final_acc)
+    return accs
+
+
+@dataclass
+class LrSensitivity:
+    """One optimizer's final accuracies over a grid of rates, read against its own best rate."""
+
+    name: str
+    default_lr: float
+    acc: dict[float, list[float]]   # lr → final test accuracy (fraction) per seed, seeds in the same order
+    tolerance_pt: float = 1.0       # "near the best": at most this many points below it
+
+    @property
+    def lrs(self) -> list[float]:
+        return sorted(self.acc)
+
+    def mean_pt(self, lr: float) -> float:
+        return 100 * statistics.fmean(self.acc[lr])
+
+    @property
+    def best_lr(self) -> float:
+        return max(self.lrs, key=self.mean_pt)
+
+    @property
+    def near_best(self) -> list[float]:
+        """Rates whose mean accuracy over seeds is within tolerance of the best rate's."""
+        best = self.mean_pt(self.best_lr)
+        return [lr for lr in self.lrs if self.mean_pt(lr) >= best - self.tolerance_pt]
+
+    @property
+    def width_decades(self) -> float:
+        """From the smallest to the largest near-best rate, in factors of 10 (0: only one rate)."""
+        return math.log10(max(self.near_best) / min(self.near_best))
+
+    @property
+    def near_best_per_seed(self) -> list[int]:
+        """For each seed alone: how many rates are within tolerance of that seed's best."""
+        counts = []
+        for s in range(len(self.acc[self.lrs[0]])):
+            best = max(100 * self.acc[lr][s] for lr in self.lrs)
+            counts.append(sum(100 * self.acc[lr][s] >= best - self.tolerance_pt for lr in self.lrs))
+        return counts
+
+    def default_vs_best(self) -> stats.Paired:
+        """What not tuning costs: accuracy at the default rate minus at the best rate, paired over seeds."""
+        return stats.paired([100 * a for a in self.acc[self.default_lr]], [100 * a for a in self.acc[self.best_lr]],
+                            f"{self.name} at its default {self.default_lr:.3g}", f"at its best {self.best_lr:.3g}", "pt")
+
+
+def summarize_sensitivity(accs: dict[tuple[str, float], list[float]], defaults: dict[str, float],
+                          tolerance_pt: float = 1.0) -> dict[str, LrSensitivity]:
+    """lr_sensitivity's accuracies grouped per optimizer. Each default rate must be on its grid."""
+    out = {}
+    for name in dict.fromkeys(n for n, _ in accs):
+        by_lr = {lr: a for (n, lr), a in accs.items() if n == name}
+        default = next((lr for lr in by_lr if math.isclose(lr, defaults[name])), None)
+        if default is None:
+            raise LabkitError(f"{name}'s default lr {defaults[name]:g} is not on its grid {sorted(by_lr)}.")
+        out[name] = LrSensitivity(name, default, by_lr, tolerance_pt)
+    return out
+
+
+def tuning_claim(sens: dict[str, LrSensitivity], baseline: str = "momentum") -> tuple[str, list[str]]:
+    """'true', 'false' or 'depends' for "adaptive optimizers spare you learning-rate tuning", and the lines it rests on.
+
+    An adaptive optimizer spares tuning here when (a) over seeds, paired, it keeps more of its grid
+    within tolerance of its best than the baseline keeps of its own ('higher'), and (b) its default
+    rate's mean is within tolerance of its best. 'true': every adaptive optimizer does; 'false': none.
+    """
+    base, lines, spares = sens[baseline], [], []
+    for name, s in sens.items():
+        if name == baseline:
+            continue
+        wider = stats.paired(s.near_best_per_seed, base.near_best_per_seed, name, baseline, "near-best rates")
+        gap = s.default_vs_best().mean
+        default_ok = gap >= -s.tolerance_pt
+        spares.append(wider.verdict == "higher" and default_ok)
+        lines.append(wider.text(1))
+        lines.append(f"{name}: default rate {gap:+.2f} pt from its best (mean over seeds) → "
+                     + ("within" if default_ok else "outside") + f" the {s.tolerance_pt:g}-pt tolerance")
+    verdict = "true" if all(spares) else "false" if not any(spares) else "depends"
+    return verdict, lines
 
 
 # ================================================================ headline

@@ -3,6 +3,8 @@
 What it does (notebook 08):
 - the affine mapping by hand: scale and zero point, per tensor or per output channel,
   `quantize` / `dequantize` / `fake_quantize`, and the error they make at b bits;
+- log (power-of-two) quantization, `log_quantize`, against the linear grid at the same bit widths:
+  the weights' error and the model's accuracy (`log_vs_linear`);
 - post-training quantization with torchao (the current library; `torch.ao.quantization` is
   deprecated): dynamic int8 (`Int8DynamicActivationInt8WeightConfig`), static int8
   (`Int8StaticActivationInt8WeightConfig`) whose activation scales come from a calibration pass, and
@@ -28,13 +30,16 @@ reported apart):
   (fbgemm; deprecated);
 - compile_speedup_fp32: eager fp32 / compiled + frozen fp32;
 - int8_speedup_widest: compiled fp32 / compiled x86 int8 at the widest width of the width sweep;
-- size_ratio: fp32 / int8 bytes on disk; accuracy_drop_pt: fp32 minus dynamic int8 test accuracy.
+- size_ratio: fp32 / int8 bytes on disk; accuracy_drop_pt: fp32 minus dynamic int8 test accuracy;
+- log_vs_linear_err_ratio_4bit: the squared error of rounding the trained weights to a 4-bit power-of-two
+  grid / that of the 4-bit linear grid, both per channel (> 1: the log grid errs more).
 """
 
 from __future__ import annotations
 
 import copy
 import io
+import math
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -55,7 +60,7 @@ class QuantConfig:
     epochs: int = 4               # fp32 training epochs
     lr: float = 0.01              # SGD + momentum 0.9
     calib_batches: int = 8        # static PTQ: batches of 64 training images used for calibration
-    qat_bits: int = 2             # weight bits for PTQ vs QAT (at 8 and 4 bits PTQ loses little here)
+    qat_bits: int = 2             # weight bits for PTQ vs QAT: few bits, where rounding moves the weights most
     qat_epochs: int = 1           # QAT fine-tuning epochs, starting from the fp32 model
     qat_lr: float = 0.002         # QAT fine-tuning learning rate
     qat_seeds: tuple[int, ...] = (1, 2, 3)  # fine-tuning seeds for PTQ vs QAT: the verdict is over these
@@ -63,13 +68,14 @@ class QuantConfig:
     min_run_time: float = 0.5     # seconds of timing per latency measurement
     time_static: bool = True      # also compile and time static int8 (two more compilations)
     sweep_widths: tuple[int, ...] = (256, 1024, 2048, 4096)  # int8 speed against layer width (untrained MLPs)
+    log_bits: tuple[int, ...] = (2, 3, 4, 5, 6, 8)  # bit widths of the log-vs-linear comparison
     seed: int = 0
 
 
 def config_for(run_mode: str) -> QuantConfig:
     return env.pick(smoke=QuantConfig(width=512, epochs=2, calib_batches=4, qat_seeds=(1, 2), min_run_time=0.1,
                                       time_static=False,
-                                      sweep_widths=(256, 512)),
+                                      sweep_widths=(256, 512), log_bits=(2, 3, 4, 8)),
                     full=QuantConfig(), run_mode=run_mode)
 
 
@@ -131,6 +137,121 @@ def quant_error(x: torch.Tensor, bits: int, *, per_channel: bool = False, symmet
     sqnr = 10 * torch.log10(x.pow(2).mean() / err.pow(2).mean().clamp(min=1e-20))
     return {"bits": bits, "levels": 2 ** bits, "mean_abs_error": float(err.abs().mean()),
             "max_abs_error": float(err.abs().max()), "sqnr_db": float(sqnr)}
+
+
+# ---------------------------------------------------------------- another grid: powers of two (log quantization)
+def log_quantize(x: torch.Tensor, bits: int, *, per_channel: bool = False) -> torch.Tensor:
+    """x rounded to a power-of-two grid and back to float: every value becomes 0 or ±s·2^-k.
+
+    The scheme: s = max |x| (of each row with per_channel); 1 bit holds the sign, the other bits-1 bits
+    hold a code 0 … 2^(bits-1) - 1, where code 0 means 0 and code c ≥ 1 means the magnitude s·2^-(n-c),
+    n = 2^(bits-1) - 1. So the magnitudes are s, s/2, s/4, …, s·2^-(n-1): 2^bits - 1 values with the
+    signs and 0. Each value goes to the NEAREST of them (rounding log2|x| to a whole number instead, a
+    common variant, would move the boundary between 2^k and 2^(k+1) from 1.5·2^k to √2·2^k)."""
+    # shown in notebook 08_quantization
+    check_bits(bits)
+    if not 2 <= bits <= 8:
+        raise LabkitError(f"bits={bits} for log quantization: use 2 to 8 (1 bit for the sign, the rest for the "
+                          "exponent).")
+    n = 2 ** (bits - 1) - 1                                  # magnitude levels besides 0
+    dims = tuple(range(1, x.dim())) if per_channel else tuple(range(x.dim()))
+    s = x.abs().amax(dim=dims, keepdim=per_channel).clamp(min=1e-12)
+    exponents = torch.arange(n - 1, -1, -1, device=x.device)  # n-1, …, 1, 0
+    grid = torch.cat([torch.zeros(1, device=x.device), 2.0 ** -exponents.to(x.dtype)])  # 0, 2^-(n-1), …, 1/2, 1
+    nearest = torch.bucketize(x.abs() / s, (grid[1:] + grid[:-1]) / 2)  # index of the nearest grid value
+    return torch.sign(x) * grid[nearest] * s
+
+
+WEIGHT_GRIDS = {  # name → (weight, bits) → the weight rounded to that grid, in float
+    "linear, per tensor": lambda w, bits: fake_quantize(w, bits),
+    "linear, per channel": lambda w, bits: fake_quantize(w, bits, per_channel=True),
+    "log, per tensor": lambda w, bits: log_quantize(w, bits),
+    "log, per channel": lambda w, bits: log_quantize(w, bits, per_channel=True),
+}
+
+
+def levels_used(w: torch.Tensor, per_channel: bool) -> int:
+    """How many distinct values a rounded weight uses: in the whole tensor, or in its fullest row."""
+    rows = w.flatten(1) if per_channel else w.flatten()[None]
+    ordered = rows.sort(dim=1).values
+    return int((ordered.diff(dim=1) != 0).sum(dim=1).max()) + 1
+
+
+def sqnr_db(originals: list[torch.Tensor], rounded: list[torch.Tensor]) -> float:
+    """Signal-to-quantization-noise ratio (dB) over several tensors: their total energy / total error energy."""
+    signal = sum(float(x.pow(2).sum()) for x in originals)
+    noise = sum(float((r - x).pow(2).sum()) for x, r in zip(originals, rounded))
+    return 10 * math.log10(signal / max(noise, 1e-30))
+
+
+def kurtosis(x: torch.Tensor) -> float:
+    """E[(x - mean)^4] / var^2: 1.8 for a uniform distribution, 3 for a Gaussian, 6 for a Laplace; the
+    larger, the more of the values sit near the centre with a few far out in the tails."""
+    centred = x.flatten() - x.mean()
+    return float(centred.pow(4).mean() / centred.pow(2).mean().pow(2))
+
+
+def linear_weights(model: nn.Module) -> list[torch.Tensor]:
+    return [m.weight.detach() for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+def round_linears(model: nn.Module, grid: str, bits: int) -> nn.Module:
+    """A copy of the model whose every Linear weight is rounded to WEIGHT_GRIDS[grid] at `bits`
+    (weights only: biases and activations stay fp32)."""
+    q = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        for layer in q.modules():
+            if isinstance(layer, nn.Linear):
+                layer.weight.copy_(WEIGHT_GRIDS[grid](layer.weight, bits))
+    return q
+
+
+def correct_per_image(model: nn.Module, splits: data.Splits) -> torch.Tensor:
+    """1.0 where the model classifies a test image right, else 0.0 (one entry per test image)."""
+    with torch.no_grad():
+        return (model.eval()(splits.X_test).argmax(1) == splits.y_test).float()
+
+
+def log_vs_linear(model: nn.Module, splits: data.Splits, bits: tuple[int, ...] = QuantConfig.log_bits) -> dict:
+    """Linear (affine) against log (power-of-two) rounding of the trained model's Linear weights, at the
+    same bit widths, per tensor and per channel: the weights' SQNR (dB), the levels used, and the test
+    accuracy with every Linear weight rounded (activations fp32). Returns "table" (one row per bits × grid),
+    "verdicts" (one row per bits × granularity: which grid errs less, which is more accurate, where the
+    accuracy difference is paired over the test images with `stats.paired`), those Paired objects, and
+    every variant's per-image correctness."""
+    weights = linear_weights(model)
+    rows, correct = [], {"fp32": correct_per_image(model, splits)}
+    for b in bits:
+        for name in WEIGHT_GRIDS:
+            rounded = round_linears(model, name, b)
+            per_channel = name.endswith("per channel")
+            correct[(b, name)] = correct_per_image(rounded, splits)
+            rows.append({"bits": b, "grid": name,
+                         "levels": max(levels_used(w, per_channel) for w in linear_weights(rounded)),
+                         "sqnr_db": sqnr_db(weights, linear_weights(rounded)),
+                         "accuracy": float(correct[(b, name)].mean())})
+    table = pd.DataFrame(rows)
+    sqnr = table.set_index(["bits", "grid"])["sqnr_db"]
+    verdicts, paired = [], {}
+    for b in bits:
+        for granularity in ("per tensor", "per channel"):
+            lin, log = f"linear, {granularity}", f"log, {granularity}"
+            acc = paired[(b, granularity)] = stats.paired(
+                (100 * correct[(b, log)]).tolist(), (100 * correct[(b, lin)]).tolist(),
+                f"log {b}-bit {granularity}", "linear", "pt", over="test images")
+            verdicts.append({"bits": b, "granularity": granularity,
+                             "sqnr_log_minus_linear_db": sqnr[(b, log)] - sqnr[(b, lin)],
+                             "lower_error": "log" if sqnr[(b, log)] > sqnr[(b, lin)] else "linear",
+                             "acc_log_minus_linear_pt": acc.mean, "acc_low_pt": acc.low, "acc_high_pt": acc.high,
+                             "higher_accuracy": {"higher": "log", "lower": "linear"}.get(acc.verdict, "within noise")})
+    return {"table": table, "verdicts": pd.DataFrame(verdicts), "paired": paired, "correct": correct,
+            "fp32_accuracy": float(correct["fp32"].mean())}
+
+
+def weights_sqnr_db(model: nn.Module, grid: str, bits: int) -> float:
+    """SQNR (dB) of rounding all the model's Linear weights to WEIGHT_GRIDS[grid] at `bits`."""
+    weights = linear_weights(model)
+    return sqnr_db(weights, [WEIGHT_GRIDS[grid](w, bits) for w in weights])
 
 
 # ---------------------------------------------------------------- models: fp32, bf16, int8 (torchao)
@@ -418,8 +539,9 @@ def speedup_by_width(cfg: QuantConfig, widths: tuple[int, ...] | None = None, ba
 
 
 def bench_report(card: ResultCard, cfg: QuantConfig, run_mode: str,
-                 width_card: ResultCard | None = None) -> BenchReport:
-    """The report `labkit bench quantization` prints, from the cards made by `compare` and `speedup_by_width`."""
+                 width_card: ResultCard | None = None, fp32: nn.Module | None = None) -> BenchReport:
+    """The report `labkit bench quantization` prints, from the cards made by `compare` and `speedup_by_width`
+    (and, given the trained fp32 model, the weights' log/linear error ratio at 4 bits)."""
     timed = [r["variant"] for r in card.rows if r["variant"] in INT8_TORCHAO and r.get("latency_ms") is not None]
     fastest_fp32_ms = min(card.value("fp32", "latency_ms"), card.value(FP32_COMPILED, "latency_ms"))
     int8_ms = {name: card.value(name, "latency_ms") for name in timed}
@@ -432,6 +554,9 @@ def bench_report(card: ResultCard, cfg: QuantConfig, run_mode: str,
     if width_card is not None:
         widest = width_card.rows[-1]
         headline["int8_speedup_widest"] = widest["x86_speedup"]
+    if fp32 is not None:  # error energy of log / of linear rounding, both per channel: > 1 means log errs more
+        gap_db = weights_sqnr_db(fp32, "linear, per channel", 4) - weights_sqnr_db(fp32, "log, per channel", 4)
+        headline["log_vs_linear_err_ratio_4bit"] = 10 ** (gap_db / 10)
     return BenchReport(name="quantization", mode=run_mode, card=card, config=asdict(cfg), headline=headline)
 
 
@@ -440,5 +565,5 @@ def headline(mode: str | None = None) -> BenchReport:
     run_mode = env.check_mode(mode)
     cfg = config_for(run_mode)
     splits = data.load_for_mode(run_mode)
-    card, _ = compare(splits, cfg)
-    return bench_report(card, cfg, run_mode, speedup_by_width(cfg))
+    card, extra = compare(splits, cfg)
+    return bench_report(card, cfg, run_mode, speedup_by_width(cfg), fp32=extra["fp32"])

@@ -80,6 +80,28 @@ def plot_first_batch(latencies: dict[str, list[float]], title: str = "Time to th
     return fig
 
 
+def plot_augmentation(rows: list[dict]) -> Figure:
+    """Plain vs augmented, one line per seed joining its two runs: test accuracy (left) and the
+    train − test gap (right). A paired comparison reads as the slope of each seed's line."""
+    fig = Figure(figsize=(8, 3.4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    seeds = sorted({r["seed"] for r in rows})
+    markers = "osD^v<>"
+    for ax, key, label in ((axes[0], "test_acc", "test accuracy (%)"), (axes[1], "gap_pt", "train − test gap (points)")):
+        for i, seed in enumerate(seeds):
+            mine = {r["augment"]: r for r in rows if r["seed"] == seed}
+            values = [mine[a][key] * (100 if key == "test_acc" else 1) for a in (False, True)]
+            ax.plot([0, 1], values, marker=markers[i % len(markers)], color="0.35", alpha=0.85, label=f"seed {seed}")
+        ax.set_xticks([0, 1], ["plain", "augmented\n(crops + flips)"])
+        ax.set_xlim(-0.4, 1.4)
+        ax.set(ylabel=label)
+        ax.grid(axis="y", alpha=0.3)
+    axes[1].axhline(0, color="black", linewidth=0.8)
+    axes[0].legend(fontsize="small", loc="best")
+    fig.suptitle("Augmentation and generalisation: the same images, epochs and rate, per seed")
+    return fig
+
+
 def summary(name: str, t: dl.StepTimes) -> str:
     """The plain-text line the explorer prints beside its chart."""
     return text_summary(name, {"samples_per_s": round(t.samples_per_s), "wait_ms": t.wait_ms,

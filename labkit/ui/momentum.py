@@ -10,6 +10,7 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from labkit.errors import LabkitError
 from labkit.results import ResultCard
@@ -24,6 +25,43 @@ LABELS = {"gd": "gradient descent", "heavy_ball": "heavy ball (SGD momentum)", "
 
 
 # ---------------------------------------------------------------- plots
+
+SWEEP_STYLES = {"momentum": ("o", "-", "tab:blue"), "adam": ("s", "--", "tab:orange"),
+                "rmsprop": ("^", ":", "tab:green")}
+
+
+def plot_lr_sensitivity(sens: dict[str, mom.LrSensitivity], floor_pt: float) -> Figure:
+    """Final accuracy against the learning rate, per optimizer: a line through the means over seeds and a
+    small mark per seed, on the absolute rate (left) and on the rate ÷ the optimizer's default (right).
+    Points below `floor_pt` are drawn on it as ▼, so a collapse does not squash the rest of the axis."""
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, relative in zip(axes, (False, True)):
+        for name, s in sens.items():
+            marker, line, colour = SWEEP_STYLES.get(name, ("D", "-.", "tab:grey"))
+            xs = [lr / s.default_lr if relative else lr for lr in s.lrs]
+            means = [s.mean_pt(lr) for lr in s.lrs]
+            ax.plot(xs, [max(m, floor_pt) for m in means], linestyle=line, color=colour)
+            for x, m in zip(xs, means):
+                ax.plot(x, max(m, floor_pt), marker="v" if m < floor_pt else marker, markersize=8, color=colour)
+            for x, lr in zip(xs, s.lrs):
+                for a in (100 * a for a in s.acc[lr]):
+                    ax.plot(x, max(a, floor_pt), marker="v" if a < floor_pt else marker, markersize=4,
+                            linestyle="none", color=colour, alpha=0.4)
+        ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+        ax.set_ylim(floor_pt - 1, None)
+    axes[0].set(xlabel="learning rate", ylabel="final test accuracy (%)", title="Accuracy vs learning rate")
+    axes[1].set(xlabel="learning rate ÷ the optimizer's default", title="The same, each centred on its default")
+    axes[1].axvline(1, color="grey", linestyle=":", linewidth=1)
+    handles = [Line2D([], [], marker=SWEEP_STYLES[n][0], linestyle=SWEEP_STYLES[n][1], color=SWEEP_STYLES[n][2],
+                      label=f"{n}, mean") for n in sens if n in SWEEP_STYLES]
+    handles += [Line2D([], [], marker="o", markersize=4, alpha=0.4, linestyle="none", color="grey", label="one seed"),
+                Line2D([], [], marker="v", linestyle="none", color="grey", label=f"below {floor_pt:.0f} % (drawn at it)")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize="small")
+    return fig
+
+
 
 def plot_trajectories(q: mom.Quadratic, runs: list[mom.Trajectory], title: str = "") -> Figure:
     """Left: the paths on the contours of f. Right: f(x_k) per step, log scale."""

@@ -63,6 +63,36 @@ def plot_width_sweep(card) -> Figure:
     return fig
 
 
+def plot_log_vs_linear(weight: torch.Tensor, table, fp32_accuracy: float, bits: tuple[int, ...]) -> Figure:
+    """Left: one layer's weights with both 4-bit level sets (linear above, log below). Middle and right:
+    rounding error (SQNR) and test accuracy against bits, per grid; `table` is log_vs_linear's rows
+    (columns grid, bits, sqnr_db, accuracy). Series differ by line style and marker, not colour alone."""
+    fig = Figure(figsize=(13, 4.4), layout="constrained")
+    ax_hist, ax_err, ax_acc = fig.subplots(1, 3)
+    ax_hist.hist(weight.flatten().numpy(), bins=150, color="lightgrey", label="middle layer's weights (histogram)")
+    for grid, rounded, color, style, span in (("linear", quant.fake_quantize(weight, 4), "tab:blue", "-", (0.5, 1.0)),
+                                             ("log", quant.log_quantize(weight, 4), "tab:orange", "--", (0.0, 0.5))):
+        for v in rounded.unique().tolist():
+            ax_hist.axvline(v, *span, color=color, linestyle=style, linewidth=0.9)
+        ax_hist.plot([], [], color=color, linestyle=style, label=f"{grid} 4-bit levels ({len(rounded.unique())})")
+    ax_hist.set(xlabel="weight value", ylabel="count", title="4-bit levels, one scale per tensor\n(linear above, log below)")
+    styles = {"linear": ("tab:blue", "-"), "log": ("tab:orange", "--")}
+    for name, rows in table.groupby("grid", sort=False):
+        color, style = styles[name.split(",")[0]]
+        marker = "o" if name.endswith("per tensor") else "s"
+        ax_err.plot(rows["bits"], rows["sqnr_db"], marker=marker, linestyle=style, color=color, label=name)
+        ax_acc.plot(rows["bits"], 100 * rows["accuracy"], marker=marker, linestyle=style, color=color, label=name)
+    ax_acc.axhline(100 * fp32_accuracy, color="grey", linestyle=":", label="fp32")
+    ax_err.set(xlabel="bits per weight", ylabel="SQNR of all weights (dB, higher is better)", title="Rounding error")
+    ax_acc.set(xlabel="bits per weight", ylabel="test accuracy (%)", title="Accuracy, weights rounded")
+    for ax in (ax_err, ax_acc):
+        ax.set_xticks(list(bits))
+        ax.grid(alpha=0.3)
+    handles = [h for ax in (ax_hist, ax_acc) for h in ax.get_legend_handles_labels()[0]]
+    fig.legend(handles=handles, fontsize="small", loc="outside lower center", ncols=4)
+    return fig
+
+
 def summary(numbers: dict, per_channel: bool) -> str:
     return text_summary(f"{numbers['bits']}-bit {'per-channel' if per_channel else 'per-tensor'}",
                         {"levels": numbers["levels"], "mean_abs_error": numbers["mean_abs_error"],

@@ -37,16 +37,18 @@ def plot_label_efficiency(rows: list[dict], extra: dict[str, dict[int, tuple[flo
     return fig
 
 
-def plot_time_to_target(curves: dict[str, list], target_acc: float) -> Figure:
-    """Test accuracy against training seconds with every target label: scratch and fine-tuning."""
+def plot_time_to_target(curves: dict[str, list[list]], target_acc: float) -> Figure:
+    """Test accuracy against training seconds with every target label: scratch and fine-tuning, one line per seed."""
     fig = Figure(figsize=(7, 3.6), layout="constrained")
     ax = fig.subplots()
-    for name, curve in curves.items():
-        ax.plot([s for _, s, _ in curve], [100 * a for _, _, a in curve], marker=".", label=name,
-                color=COLORS.get(name))
+    for name, per_seed in curves.items():
+        for i, curve in enumerate(per_seed):
+            ax.plot([s for _, s, _ in curve], [100 * a for _, _, a in curve], marker=".", alpha=0.8,
+                    label=f"{name} ({len(per_seed)} seed{'s' if len(per_seed) > 1 else ''})" if i == 0 else None,
+                    color=COLORS.get(name))
     ax.axhline(100 * target_acc, color="black", linestyle="--", linewidth=1, label=f"target {100 * target_acc:.0f} %")
     ax.set(xlabel="training time (s, evaluation not counted)", ylabel="test accuracy (%)",
-           title="All 5,000 target labels: time to reach the target")
+           title="All 5,000 target labels: test accuracy against training time")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="lower right")
     return fig
