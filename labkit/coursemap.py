@@ -1,15 +1,16 @@
 """The course map: the notebooks in order, what each needs, and how long each takes — measured.
 
-`labkit coursemap --measure` runs every notebook top to bottom (nbconvert, in a fresh kernel) in
-smoke and in full mode and records the wall times, with the machine and the commit, in
-data/course_times.json. 00_welcome and the README show the table made from that file, so the
-times a learner reads were measured, and say where.
+`labkit coursemap --measure` runs every notebook (or only those named: `--measure 04b_… 06_ddp`) top
+to bottom (nbconvert, in a fresh kernel) in smoke and in full mode and records the wall times, with the
+machine and the commit, in data/course_times.json. 00_welcome and the README show the table made from
+that file, so the times a learner reads were measured, and say where.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -39,17 +40,24 @@ COURSE: dict[str, tuple[str, str]] = {
         "against fp32",
         "01; a GPU or a bf16 CPU for speed"),
     "04_lr_schedules": (
-        "schedules through torch.optim.lr_scheduler, an LR range test, large batches with warm-up, "
-        "ReduceLROnPlateau, early stopping",
+        "schedules through torch.optim.lr_scheduler, the per-epoch stepping bug, an LR range test, large batches "
+        "with warm-up",
         "—"),
+    "04b_plateaus_and_early_stopping": (
+        "optional: early stopping with a validation split and the best weights restored; ReduceLROnPlateau",
+        "04 first"),
     "05_momentum": (
         "heavy ball vs gradient descent on an exact quadratic, the two momentum conventions, six "
         "optimizers over seeds",
         "—"),
     "06_ddp": (
         "DistributedDataParallel with torchrun: all-reduce, equivalence, scaling efficiency, "
-        "communication share, DataParallel vs DDP, pipeline bubble, two nodes",
+        "communication share",
         "2+ cores"),
+    "06b_ddp_beyond_data_parallel": (
+        "optional: DataParallel vs DDP, model parallelism and the pipeline bubble, two torchrun nodes at a "
+        "rendezvous",
+        "06 first; 2+ cores"),
     "07_pruning": (
         "magnitude and structured pruning, storage formats, weight sharing; why masks alone speed nothing"
         " up",
@@ -75,9 +83,14 @@ COURSE: dict[str, tuple[str, str]] = {
 }
 
 
+# A course notebook: two digits, an optional letter for an optional follow-up (04b_ comes after 04_), a name.
+NOTEBOOK_NAME = re.compile(r"(\d\d)([a-z]?)_\w+")
+
+
 def notebooks() -> list[str]:
-    """The notebooks in notebooks/ (by name, in course order)."""
-    return sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    """The notebooks in notebooks/ (by name, in course order: 04_…, 04b_…, 05_…)."""
+    names = [p.stem for p in NOTEBOOK_DIR.glob("*.ipynb") if NOTEBOOK_NAME.fullmatch(p.stem)]
+    return sorted(names, key=lambda name: NOTEBOOK_NAME.fullmatch(name).groups())
 
 
 def run_notebook(name: str, mode: str, timeout_s: int = 1200) -> float:
@@ -100,17 +113,27 @@ def run_notebook(name: str, mode: str, timeout_s: int = 1200) -> float:
     return seconds
 
 
+WHERE_KEYS = ("cpu", "cores", "device", "gpu", "torch", "commit")  # what a time notes of its machine
+
+
 def measure(names: list[str] | None = None, modes: tuple[str, ...] = ("smoke", "full"),
             path: Path = COURSE_TIMES_FILE) -> dict:
     """Time the notebooks in each mode and merge the times into `path` (written after each notebook,
-    so an interrupted run keeps what it measured)."""
+    so an interrupted run keeps what it measured).
+
+    Each time measured notes its machine and date (`measured_on`); the times not re-measured keep theirs.
+    Timing every notebook (`names=None`), or a new file, also makes this machine and date the file's
+    default, which `markdown` quotes once; a time measured elsewhere is marked with its own machine."""
     record = load(path) if path.exists() else {"notebooks": {}}
-    record.update({"machine": env.machine(), "measured": time.strftime("%Y-%m-%d"),
-                   "command": "labkit coursemap --measure"})
+    machine, day = env.machine(), time.strftime("%Y-%m-%d")
+    if names is None or "machine" not in record:
+        record.update({"machine": machine, "measured": day, "command": "labkit coursemap --measure"})
     for name in names or notebooks():
         for mode in modes:
             seconds = run_notebook(name, mode)
-            record["notebooks"].setdefault(name, {})[f"{mode}_s"] = round(seconds, 1)
+            row = record["notebooks"].setdefault(name, {})
+            row[f"{mode}_s"] = round(seconds, 1)
+            row.setdefault("measured_on", {})[mode] = {**{k: machine.get(k) for k in WHERE_KEYS}, "date": day}
             path.write_text(json.dumps(record, indent=2) + "\n")
             print(f"{name} {mode}: {seconds:.0f} s", file=sys.stderr, flush=True)
     return record
@@ -130,19 +153,37 @@ def duration(seconds: float | None) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
+def _where(machine: dict, day: str) -> str:
+    return (f"{machine.get('cpu', 'an unknown CPU')} ({machine.get('cores', '?')} cores, "
+            f"{machine.get('device', 'cpu')}) on {day}")
+
+
 def markdown(path: Path = COURSE_TIMES_FILE) -> str:
-    """The course map as a Markdown table, times from `path`, with where they were measured."""
+    """The course map as a Markdown table, times from `path`, with where they were measured
+    (a time measured on another machine or day than the file's default carries a mark and a note)."""
     record = load(path)
     times = record["notebooks"]
+    default = _where(record.get("machine", {}), record.get("measured", "?"))
+    notes: list[str] = []  # where the marked times were measured, in order of first use
+
+    def cell(row: dict, mode: str) -> str:
+        on = row.get("measured_on", {}).get(mode)
+        where = _where(on, on.get("date", "?")) if on else default
+        if where == default:
+            return duration(row.get(f"{mode}_s"))
+        if where not in notes:
+            notes.append(where)
+        return f"{duration(row.get(f'{mode}_s'))} ({notes.index(where) + 1})"
+
     lines = ["| notebook | what it teaches | needs | smoke | full |", "|---|---|---|---|---|"]
     for name in notebooks():
         teaches, needs = COURSE.get(name, ("", ""))
-        t = times.get(name, {})
-        lines.append(f"| `{name}` | {teaches} | {needs} | {duration(t.get('smoke_s'))} | {duration(t.get('full_s'))} |")
-    machine = record.get("machine", {})
+        row = times.get(name, {})
+        lines.append(f"| `{name}` | {teaches} | {needs} | {cell(row, 'smoke')} | {cell(row, 'full')} |")
     lines += ["", f"Wall times of a whole notebook, top to bottom in a fresh kernel, measured on "
-              f"{machine.get('cpu', 'an unknown CPU')} ({machine.get('cores', '?')} cores, {machine.get('device', 'cpu')}) "
-              f"on {record.get('measured', '?')} with `{record.get('command', '?')}`; yours will differ."]
+              f"{default} with `{record.get('command', '?')}`; yours will differ."]
+    for i, where in enumerate(notes, 1):
+        lines += ["", f"({i}) measured on {where} with `labkit coursemap --measure NAME…` (those notebooks only)."]
     return "\n".join(lines)
 
 

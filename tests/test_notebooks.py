@@ -17,8 +17,11 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 
 def test_the_numbered_notebooks_are_the_course_map():
     numbered = [p.stem for p in NOTEBOOKS if p.stem[:2].isdigit()]
-    assert [int(n[:2]) for n in numbered] == list(range(len(numbered))), "notebooks numbered 00, 01, ... without gaps"
-    assert numbered == coursemap.notebooks()
+    main = [n for n in numbered if n[2] == "_"]
+    assert [int(n[:2]) for n in main] == list(range(len(main))), "notebooks numbered 00, 01, ... without gaps"
+    follow_ups = [n for n in numbered if n[2] != "_"]  # 04b_…: an optional follow-up of 04_…
+    assert all(any(m.startswith(n[:2] + "_") for m in main) for n in follow_ups), "a follow-up needs its notebook"
+    assert numbered == coursemap.notebooks(), "numbered names are NN_name or NNx_name (x a lower-case letter)"
     assert set(numbered) <= set(coursemap.load()["notebooks"]), "every notebook has measured times in the course map"
 
 

@@ -226,6 +226,16 @@ def test_compare_early_stopping_runs_match_until_the_stop(tiny_splits):
     assert len(row["val_history"]) == 6
 
 
+def test_compare_plateau_runs_both_variants_on_every_seed(tiny_splits):
+    cfg = schedules.EarlyStopConfig(max_epochs=4, patience=1, n_val=64, width=8, seeds=(0, 1))
+    table = schedules.compare_plateau(tiny_splits, cfg, device="cpu")
+    assert list(zip(table["seed"], table["variant"])) == [(0, "constant"), (0, "ReduceLROnPlateau"),
+                                                           (1, "constant"), (1, "ReduceLROnPlateau")]
+    constant = table[table["variant"] == "constant"]
+    assert (constant["final_lr"] == cfg.lr).all() and all(c == [] for c in constant["rate_cut_in_epochs"])
+    assert (table["final_lr"] <= cfg.lr).all() and table["test_acc"].between(0, 1).all()
+
+
 # ----------------------------------------------------------------------------- large batch, claim check
 def test_linear_scaling_and_the_large_batch_variants():
     assert schedules.linear_scaling_lr(0.05, 128, 512) == pytest.approx(0.2)

@@ -1,4 +1,5 @@
-"""Checks for notebooks/06_ddp.ipynb: sharding, averaging gradients, scaling efficiency, the pipeline bubble."""
+"""Checks for notebooks/06_ddp.ipynb: sharding, averaging gradients, scaling efficiency; and for
+notebooks/06b_ddp_beyond_data_parallel.ipynb: the pipeline bubble."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def efficiency(scaling_efficiency: Callable) -> str:
 
 def bubble(bubble_fraction: Callable) -> str:
     """`bubble_fraction(stages, microbatches)`: GPipe's idle share, (S − 1) / (M + S − 1)."""
-    name = "Exercise 4 (the pipeline bubble)"
+    name = "Exercise 1 of 06b (the pipeline bubble)"
     result = call_answer(name, bubble_fraction, 4, 8)
     if result is None:
         return not_attempted(name, "draw the schedule: a step lasts M + S − 1 slots, and each device works M of them.")

@@ -1,5 +1,5 @@
-"""Checks for notebooks/04_lr_schedules.ipynb: a warm-up + cosine lambda, bias-corrected smoothing,
-early stopping by hand, and the linear scaling rule."""
+"""Checks for notebooks/04_lr_schedules.ipynb: a warm-up + cosine lambda, bias-corrected smoothing and
+the linear scaling rule; and for notebooks/04b_plateaus_and_early_stopping.ipynb: early stopping by hand."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def smoothing(smooth: Callable) -> str:
 
 def early_stopping(stopping_epoch: Callable) -> str:
     """`stopping_epoch(val_accs, patience)`: the epoch (from 1) at which early stopping ends training."""
-    name = "Exercise 3 (early stopping by hand)"
+    name = "Exercise 1 of 04b (early stopping by hand)"
     accs = [0.80, 0.79, 0.84, 0.85, 0.84, 0.86, 0.85, 0.85, 0.88, 0.87]
     got = call_answer(name, stopping_epoch, accs, 2)
     if got is None:
@@ -106,7 +106,7 @@ def early_stopping(stopping_epoch: Callable) -> str:
 
 def linear_scaling(scaled_lr: Callable) -> str:
     """`scaled_lr(base_lr, base_batch, batch)`: the linear scaling rule."""
-    name = "Exercise 4 (the linear scaling rule)"
+    name = "Exercise 3 (the linear scaling rule)"
     got = call_answer(name, scaled_lr, 0.05, 128, 512)
     if got is None:
         return not_attempted(name, "k times the batch, k times the rate.")

@@ -145,7 +145,7 @@ class TwoDeviceMLP(nn.Module):
         self.stage0, self.stage1 = stage0.to(dev0), stage1.to(dev1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # shown in notebook 06_ddp
+        # shown in notebook 06b_ddp_beyond_data_parallel
         h = self.stage0(x.to(self.dev0))
         return self.stage1(h.to(self.dev1))  # while stage1 works, stage0 waits: the pipeline bubble
 
@@ -162,7 +162,7 @@ def pipeline_step(stage: nn.Module, opt: torch.optim.Optimizer, X: torch.Tensor,
     """One GPipe training step over 2 ranks; returns (seconds this rank computed, wall seconds).
     Rank 0: forward every micro-batch and send its activation, then backward each returned gradient.
     Rank 1: receive, forward, loss, backward, send the activation's gradient back."""
-    # shown in notebook 06_ddp
+    # shown in notebook 06b_ddp_beyond_data_parallel
     rank, _ = rank_and_world()
     busy, sends, keep = 0.0, [], []
     dist.barrier()

@@ -425,7 +425,7 @@ class EarlyStopping:
     An observer for `train.fit(callbacks=[...])`: it keeps a copy of the best weights, which
     `restore(model)` puts back. Monitor a validation split, never the test set.
     """
-    # shown in notebook 04_lr_schedules
+    # shown in notebook 04b_plateaus_and_early_stopping
 
     def __init__(self, patience: int = 3, min_delta: float = 0.0, monitor: str = "test_acc"):
         if not isinstance(patience, int) or patience < 1:
@@ -502,7 +502,7 @@ class PlateauCallback:
     """Keras' `ReduceLROnPlateau` in PyTorch: after each epoch, give the monitored validation accuracy
     to `torch.optim.lr_scheduler.ReduceLROnPlateau`, which cuts the rate by `factor` once it has not
     improved for `patience` epochs. A callback because this scheduler needs a metric, not a step count."""
-    # shown in notebook 04_lr_schedules
+    # shown in notebook 04b_plateaus_and_early_stopping
 
     def __init__(self, factor: float = 0.3, patience: int = 1, monitor: str = "test_acc"):
         if not 0 < factor < 1:
@@ -521,21 +521,24 @@ class PlateauCallback:
 
 
 def compare_plateau(splits: data.Splits, cfg: EarlyStopConfig, device: str | torch.device = "auto") -> pd.DataFrame:
-    """Constant rate against the same rate with ReduceLROnPlateau, one seed, same budget: the final
-    validation and test accuracy, the final rate, and the (1-based) epochs that started with a cut rate."""
+    """Constant rate against the same rate with ReduceLROnPlateau, same budget, once per seed of cfg.seeds
+    (seeds the outer loop): one row per run with the final validation and test accuracy, the final rate,
+    and the (1-based) epochs that started with a cut rate."""
     fit_splits, test_splits = holdout(splits, cfg.n_val)
     rows = []
-    for name in ("constant", "ReduceLROnPlateau"):
-        env.seed_everything(cfg.seeds[0])
-        model = models.MLP(width=cfg.width, num_classes=len(splits.classes))
-        plateau = PlateauCallback()
-        fit = train.fit(model, fit_splits, epochs=cfg.max_epochs, lr=cfg.lr, seed=cfg.seeds[0], device=device,
-                        callbacks=[plateau] if name != "constant" else [], progress=False)
-        _, test_acc = train.evaluate(model, test_splits.X_test, test_splits.y_test)
-        lrs = plateau.lrs or [cfg.lr] * len(fit.history)
-        rows.append({"variant": name, "final_val_acc": fit.history["test_acc"].iloc[-1], "test_acc": test_acc,
-                     "final_lr": lrs[-1], "rate_cut_in_epochs": [e + 1 for e in range(1, len(lrs)) if lrs[e] < lrs[e - 1]]})
-    return pd.DataFrame(rows).set_index("variant")
+    for seed in cfg.seeds:
+        for name in ("constant", "ReduceLROnPlateau"):
+            env.seed_everything(seed)
+            model = models.MLP(width=cfg.width, num_classes=len(splits.classes))
+            plateau = PlateauCallback()
+            fit = train.fit(model, fit_splits, epochs=cfg.max_epochs, lr=cfg.lr, seed=seed, device=device,
+                            callbacks=[plateau] if name != "constant" else [], progress=False)
+            _, test_acc = train.evaluate(model, test_splits.X_test, test_splits.y_test)
+            lrs = plateau.lrs or [cfg.lr] * len(fit.history)
+            rows.append({"variant": name, "seed": seed, "final_val_acc": fit.history["test_acc"].iloc[-1],
+                         "test_acc": test_acc, "final_lr": lrs[-1],
+                         "rate_cut_in_epochs": [e + 1 for e in range(1, len(lrs)) if lrs[e] < lrs[e - 1]]})
+    return pd.DataFrame(rows)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Explorers for notebooks/06_ddp.ipynb: the communication explorer and the pipeline schedule plot.
+"""Explorers for notebooks/06_ddp.ipynb (the communication explorer) and 06b (the pipeline schedule plot).
 
 The explorer only collects settings, calls `labkit.techniques.ddp.measure_comm` (a real torchrun
 launch), and draws what comes back; every run also prints a one-line text summary.
