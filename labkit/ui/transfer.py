@@ -43,10 +43,11 @@ def plot_time_to_target(curves: dict[str, list[list]], target_acc: float) -> Fig
     ax = fig.subplots()
     for name, per_seed in curves.items():
         for i, curve in enumerate(per_seed):
-            ax.plot([s for _, s, _ in curve], [100 * a for _, _, a in curve], marker=".", alpha=0.8,
+            ax.plot([s for _, s, _ in curve], [100 * a for _, _, a in curve], alpha=0.8, markersize=4,
+                    marker="s" if name == "scratch" else "o", linestyle="--" if name == "scratch" else "-",
                     label=f"{name} ({len(per_seed)} seed{'s' if len(per_seed) > 1 else ''})" if i == 0 else None,
                     color=COLORS.get(name))
-    ax.axhline(100 * target_acc, color="black", linestyle="--", linewidth=1, label=f"target {100 * target_acc:.0f} %")
+    ax.axhline(100 * target_acc, color="black", linestyle=":", linewidth=1.2, label=f"target {100 * target_acc:.0f} %")
     ax.set(xlabel="training time (s, evaluation not counted)", ylabel="test accuracy (%)",
            title="All 5,000 target labels: test accuracy against training time")
     ax.grid(alpha=0.3)
