@@ -133,10 +133,10 @@ def fake_quantize(x: torch.Tensor, bits: int, *, per_channel: bool = False, symm
 
 def quant_error(x: torch.Tensor, bits: int, *, per_channel: bool = False, symmetric: bool = False) -> dict:
     """Mean absolute error and signal-to-quantization-noise ratio (dB) of fake-quantizing x."""
-    err = fake_quantize(x, bits, per_channel=per_channel, symmetric=symmetric) - x
-    sqnr = 10 * torch.log10(x.pow(2).mean() / err.pow(2).mean().clamp(min=1e-20))
+    rounded = fake_quantize(x, bits, per_channel=per_channel, symmetric=symmetric)
+    err = rounded - x
     return {"bits": bits, "levels": 2 ** bits, "mean_abs_error": float(err.abs().mean()),
-            "max_abs_error": float(err.abs().max()), "sqnr_db": float(sqnr)}
+            "max_abs_error": float(err.abs().max()), "sqnr_db": sqnr_db([x], [rounded])}
 
 
 # ---------------------------------------------------------------- another grid: powers of two (log quantization)
