@@ -62,11 +62,61 @@ def expected_sums(sums_file: Path | None = None) -> dict[str, str]:
     if not sums_file.exists():
         raise LabkitError(f"{sums_file} is missing: restore it with `git checkout data/`.")
     sums = {}
-    for line in sums_file.read_text().splitlines():
+    for number, line in enumerate(sums_file.read_text().splitlines(), start=1):
         if line.strip():
-            digest, name = line.split(maxsplit=1)
-            sums[name.lstrip("*").strip()] = digest
+            parts = line.split(maxsplit=1)
+            if len(parts) != 2 or len(parts[0]) != 64:
+                raise LabkitError(f"{sums_file} line {number} is not 'SHA256  NAME': restore the file with "
+                                  "`git checkout data/SHA256SUMS`.")
+            sums[parts[1].lstrip("*").strip()] = parts[0]
     return sums
+
+
+# How each shipped file is made again (doctor's advice); `git checkout data/NAME` restores any of them.
+REBUILD_COMMANDS = {"fashion_mnist/fashion_mnist_subset.npz": "labkit data build",
+                    "pretrained/distillation_teacher.pt": "labkit pretrain distillation",
+                    "pretrained/tiny_resnet_classes0-4.pt": "labkit pretrain transfer"}
+
+
+def fix_hint(name: str) -> str:
+    """How to get the shipped file `name` (relative to data/) back: rebuild it, or restore it from git."""
+    restore = f"`git checkout data/{name}`"
+    command = REBUILD_COMMANDS.get(name)
+    return f"run `{command}` or {restore}" if command else f"restore it with {restore}"
+
+
+def data_name(path: Path) -> str | None:
+    """`path` relative to data/ as SHA256SUMS names it, or None when it lies outside data/."""
+    path, root = Path(path).resolve(), DATA_DIR.resolve()
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else None
+
+
+def check_shipped(sums_file: Path | None = None) -> list[tuple[str, str]]:
+    """(name, 'ok' | 'missing' | 'corrupted') for every file listed in data/SHA256SUMS."""
+    return [(name, "missing" if not (DATA_DIR / name).is_file()
+             else "ok" if sha256(DATA_DIR / name) == digest else "corrupted")
+            for name, digest in expected_sums(sums_file).items()]
+
+
+def update_sum(path: Path, sums_file: Path | None = None) -> tuple[str | None, str]:
+    """Record `path`'s checksum in data/SHA256SUMS (its line replaced, or added); the other lines are kept
+    as they are. Returns (the old digest or None, the new digest)."""
+    sums_file = sums_file or SUMS_FILE
+    name = data_name(path)
+    if name is None:
+        raise LabkitError(f"{path} is not under {DATA_DIR}: data/SHA256SUMS lists only files in data/.")
+    new = sha256(path)
+    old = expected_sums(sums_file).get(name)
+    if old != new:
+        lines = sums_file.read_text().splitlines()
+        mine = [i for i, line in enumerate(lines)
+                if line.strip() and line.split(maxsplit=1)[1].lstrip("*").strip() == name]
+        if mine:
+            lines[mine[0]] = f"{new}  {name}"
+        else:
+            lines.append(f"{new}  {name}")
+        sums_file.write_text("\n".join(lines) + "\n")
+    return old, new
 
 
 def verify(path: Path, sums_file: Path | None = None, hint: str = REBUILD_HINT) -> None:
@@ -77,7 +127,7 @@ def verify(path: Path, sums_file: Path | None = None, hint: str = REBUILD_HINT) 
     path = Path(path)
     if not path.exists():
         raise LabkitError(f"{path} is missing: {hint}.")
-    name = path.resolve().relative_to(DATA_DIR.resolve()).as_posix() if path.resolve().is_relative_to(DATA_DIR.resolve()) else path.name
+    name = data_name(path) or path.name
     expected = expected_sums(sums_file).get(name)
     if expected is None:
         raise LabkitError(f"{name} has no line in data/SHA256SUMS: {hint}.")

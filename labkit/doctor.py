@@ -11,7 +11,8 @@ import platform
 
 import torch
 
-from labkit import bench, env
+from labkit import bench, data, env
+from labkit.errors import LabkitError
 
 
 def report() -> dict:
@@ -31,7 +32,29 @@ def report() -> dict:
         "mode": env.mode(),
         "peak_gflops_cpu_fp32": round(bench.cpu_peak_gflops(), 1),
         "peak_gflops_gpu_fp32": round(bench.gpu_peak_gflops(), 1) if gpu else None,
+        "data": data_lines(),
     }
+
+
+def data_lines() -> list[str]:
+    """The shipped data and weights checked against data/SHA256SUMS: one line per missing or corrupted
+    file, saying how to get it back, then one line for the files that are fine."""
+    try:
+        checks = data.check_shipped()
+    except LabkitError as error:
+        return [str(error)]
+    why = {"missing": "missing", "corrupted": "corrupted (its SHA-256 differs from data/SHA256SUMS)"}
+    lines = [f"{name}: {why[status]} — {data.fix_hint(name)}" for name, status in checks if status != "ok"]
+    ok = sum(status == "ok" for _, status in checks)
+    return lines + [f"{ok} of {len(checks)} shipped files match data/SHA256SUMS"]
+
+
+def data_ok() -> bool:
+    """True when data/SHA256SUMS is readable and every file it lists is there and matches."""
+    try:
+        return all(status == "ok" for _, status in data.check_shipped())
+    except LabkitError:
+        return False
 
 
 def report_text(info: dict | None = None) -> str:
@@ -41,5 +64,8 @@ def report_text(info: dict | None = None) -> str:
     for key, value in info.items():
         if isinstance(value, dict):
             value = ", ".join(f"{k}={v}" for k, v in value.items())
+        if isinstance(value, list):  # one line each, the key on the first
+            lines += [f"{key if i == 0 else '':<22} {item}" for i, item in enumerate(value)]
+            continue
         lines.append(f"{key:<22} {value}")
     return "\n".join(lines)

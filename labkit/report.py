@@ -10,15 +10,19 @@ with `labkit bench NAME --record` (in `data/reference/`) are added and labelled 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
+from typing import Callable
 
+import matplotlib
 import pandas as pd
 from matplotlib.figure import Figure
 
 from labkit import results
 from labkit.errors import LabkitError
 from labkit.paths import REFERENCE_DIR
+from labkit.ui.style import LAB_RC, describe, dots, figure_png, gap, mark_smoke, new_figure, ratio_axis, series_style
 
 # The column a bench's plot shows, first one present wins; True where smaller is better.
 PLOT_METRICS = (("time_to_target_s", True), ("train_time_s", True), ("latency_ms", True),
@@ -51,11 +55,29 @@ def read_reference(folder: Path = REFERENCE_DIR) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def collect(paths: list[Path] | None = None, reference_dir: Path = REFERENCE_DIR) -> pd.DataFrame:
-    """Every results row from the given CSV files (default: results/*.csv) and the reference folder,
-    duplicates (the same file copied twice) dropped, each row labelled with its machine."""
+def to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def read_measured(paths: list[Path] | None = None,
+                  warn: Callable[[str], None] = to_stderr) -> list[results.ResultsFile]:
+    """Every results file (default: results/*.csv), read tolerantly: a file with lines that cannot be read,
+    or that is no labkit results file (an instructor's other CSVs), gets one line through `warn`."""
     paths = list(paths) if paths else sorted(results.RESULTS_DIR.glob("*.csv"))
-    frames = [results.read(p).assign(source="measured") for p in paths]
+    files = [results.load(p) for p in paths]
+    for read in files:
+        if read.note():
+            warn(read.note())
+    return files
+
+
+def collect(paths: list[Path] | None = None, reference_dir: Path = REFERENCE_DIR,
+            files: list[results.ResultsFile] | None = None) -> pd.DataFrame:
+    """Every results row from the given CSV files (default: results/*.csv; or the `files` already read)
+    and the reference folder, duplicates (the same file copied twice) dropped, each row labelled with
+    its machine."""
+    files = read_measured(paths) if files is None else files
+    frames = [f.frame.assign(source="measured") for f in files if not f.rejected]
     if reference_dir.exists():
         frames.append(read_reference(reference_dir))
     frames = [f for f in frames if not f.empty]
@@ -67,6 +89,21 @@ def collect(paths: list[Path] | None = None, reference_dir: Path = REFERENCE_DIR
     frame["machine"] = [machine_label(h, c, g, s) for h, c, g, s in
                         zip(frame["host"], frame["cpu"], frame.get("gpu", [None] * len(frame)), frame["source"])]
     return frame
+
+
+def skipped_section(files: list[results.ResultsFile]) -> list[str]:
+    """The report's record of what was left out: each skipped file, and each skipped line as it was
+    written (the results files themselves are never changed)."""
+    troubled = [f for f in files if f.note()]
+    if not troubled:
+        return []
+    lines = ["## Skipped lines", "", "These could not be read and are left out above; the files are unchanged.", ""]
+    for read in troubled:
+        lines += [f"- {read.note()}"]
+        if read.skipped:
+            lines += ["", "```"] + [f"{results.shown(read.path)}:{n}: ({why}) {text}" for n, why, text in read.skipped]
+            lines += ["```", ""]
+    return lines + [""]
 
 
 def latest_runs(frame: pd.DataFrame) -> pd.DataFrame:
@@ -95,42 +132,63 @@ def plot_metric(run: pd.DataFrame) -> tuple[str, bool] | None:
 
 def plot_bench(latest: pd.DataFrame, bench: str) -> Figure | None:
     """Each machine's latest run of `bench` (full mode where there is one), variant by variant, as a
-    ratio to that run's first variant: ratios are comparable across machines, absolute times are not."""
+    ratio to that run's first variant: ratios are comparable across machines, absolute times are not.
+    Ratios sit on a log axis with 1× marked (0.5× and 2× equally far from it), one marker per machine;
+    accuracies are a dot plot (they differ by fractions of a point); a variant a machine did not measure
+    is a labelled gap. Smoke-mode data is marked as such on the figure."""
     runs = latest[(latest["bench"] == bench) & (latest["variant"] != results.HEADLINE_ROW)]
     if runs.empty:
         return None
     preferred = "full" if (runs["mode"] == "full").any() else "smoke"
     runs = runs[runs["mode"] == preferred]
-    fig = Figure(figsize=(7, 0.45 * runs["variant"].nunique() + 1.6), layout="constrained")
-    ax = fig.subplots()
     machines = list(dict.fromkeys(runs["machine"]))
     variants = list(dict.fromkeys(runs["variant"]))
-    height = 0.8 / len(machines)
-    label = None
-    for i, machine in enumerate(machines):
-        run = runs[runs["machine"] == machine].set_index("variant")
-        metric = plot_metric(run)
-        if metric is None:
-            continue
-        column, smaller_is_better = metric
-        values = pd.to_numeric(run[column], errors="coerce")
-        base = values.dropna().iloc[0]
-        ratio = base / values if smaller_is_better else values / base
-        if column == "accuracy":
-            ratio, label = 100 * values, "test accuracy (%)"
+    with matplotlib.rc_context(LAB_RC):
+        fig = new_figure(8, 0.32 * len(variants) * (1 + 0.5 * (len(machines) - 1)) + 2.4)
+        ax = fig.subplots()
+        step = 0.7 / len(machines)
+        label, drawn = None, []
+        for i, machine in enumerate(machines):
+            run = runs[runs["machine"] == machine].set_index("variant")
+            metric = plot_metric(run)
+            if metric is None:
+                continue
+            column, smaller_is_better = metric
+            values = pd.to_numeric(run[column], errors="coerce").reindex(variants)
+            base = values.dropna().iloc[0]
+            ratio = base / values if smaller_is_better else values / base
+            ys = [v + (i - (len(machines) - 1) / 2) * step for v in range(len(variants))]
+            shown = [(y, r) for y, r in zip(ys, (100 * values if column == "accuracy" else ratio)) if r == r]
+            for y, r in zip(ys, ratio):
+                if r != r:  # this machine has no number for this variant
+                    gap(ax, y, "not measured" + (f" on {machine}" if len(machines) > 1 else ""))
+            if column == "accuracy":
+                label = "test accuracy (%, axis starts near the data)"
+                dots(ax, [y for y, _ in shown], [r for _, r in shown], i=i, label=machine)
+            else:
+                label = (f"{column}: ratio to the first variant, log scale "
+                         f"({'first ÷ variant' if smaller_is_better else 'variant ÷ first'}; above 1× is better)")
+                style = series_style(i)
+                ax.hlines([y for y, _ in shown], 1, [r for _, r in shown], color=style["color"], linewidth=1.2,
+                          alpha=0.6)
+                ax.plot([r for _, r in shown], [y for y, _ in shown], linestyle="none", marker=style["marker"],
+                        color=style["color"], markersize=6, label=machine)
+            drawn += [r for _, r in shown]
+        if label is None:
+            return None
+        if not label.startswith("test accuracy"):
+            ratio_axis(ax, drawn, "x")
         else:
-            label = f"{column}: ratio to the first variant ({'first / variant' if smaller_is_better else 'variant / first'}; above 1 is better)"
-        ys = [variants.index(v) + i * height for v in run.index]
-        ax.barh(ys, ratio.reindex(run.index).fillna(0).tolist(), height=height, label=machine)
-    if label is None:
-        return None
-    if label != "test accuracy (%)":
-        ax.axvline(1.0, color="grey", linewidth=1, linestyle="--")
-    ax.set_yticks([v + 0.4 - height / 2 for v in range(len(variants))], variants, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel(label, fontsize=8)
-    ax.set_title(f"{bench} ({preferred} mode)")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.18 if len(variants) < 4 else -0.08), frameon=False)
+            ax.margins(x=0.2)
+        ax.set_yticks(range(len(variants)), variants, fontsize=8)
+        ax.set_ylim(len(variants) - 0.5, -0.5)
+        ax.grid(axis="y", visible=False)
+        ax.set_xlabel(label, fontsize=8)
+        ax.set_ylabel("variant")
+        ax.set_title(f"{bench}: each variant against the first ({preferred} mode)")
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=1)
+        if preferred == "smoke":
+            mark_smoke(fig)
     return fig
 
 
@@ -153,7 +211,8 @@ def build(paths: list[Path] | None = None, out_dir: Path | None = None,
     """Write report.md (and one PNG per bench) from the results files; return the report's path."""
     out_dir = Path(out_dir) if out_dir else results.RESULTS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
-    frame = collect(paths, reference_dir)
+    files = read_measured(paths)
+    frame = collect(reference_dir=reference_dir, files=files)
     latest = latest_runs(frame)
     machines = frame.groupby("machine").agg(runs=("time", "nunique"), first=("time", "min"), last=("time", "max"))
     lines = ["# labkit results", "",
@@ -168,8 +227,9 @@ def build(paths: list[Path] | None = None, out_dir: Path | None = None,
         fig = plot_bench(latest, bench)
         if fig is not None:
             png = out_dir / f"report_{bench}.png"
-            fig.savefig(png, dpi=100)
-            lines += [f"![{bench}]({png.name})", ""]
+            png.write_bytes(figure_png(fig, smoke=False))  # marked above if its data is smoke-mode data
+            lines += [f"![{describe(fig)}]({png.name})", ""]
+    lines += skipped_section(files)
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))
     return path

@@ -7,7 +7,9 @@ import io
 import json
 import math
 import os
+import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +33,8 @@ def row_from_fit(variant: str, fit, **extra) -> dict:
     """A card row from a `train.FitResult`, plus any extra columns (latency, size, ...)."""
     return {"variant": variant, "accuracy": fit.final_acc, "train_time_s": fit.train_time_s,
             "time_to_target_s": fit.time_to_target_s, "epochs_to_target": fit.epochs_to_target,
-            "images_per_s": fit.images_per_s, "interrupted": fit.interrupted, **extra}
+            "images_per_s": fit.images_per_s, "interrupted": fit.interrupted,
+            **({"diverged": True} if fit.diverged else {}), **extra}
 
 
 class ResultCard:
@@ -195,18 +198,131 @@ def append(report: BenchReport, path: Path | None = None) -> Path:
                          json.dumps(_jsonable(metrics)), json.dumps(_jsonable(report.config))])
     # filelock works on every OS (fcntl is Unix-only); emptiness is decided under the lock, so two
     # writers that create the file at the same moment write one header between them
-    with FileLock(str(path) + ".lock"), open(path, "a", newline="") as f:
-        if f.seek(0, os.SEEK_END) == 0:
-            f.write(",".join(RESULT_FIELDS) + "\r\n")
-        f.write(buffer.getvalue())
+    with FileLock(str(path) + ".lock"), open(path, "a+b") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            f.write((",".join(RESULT_FIELDS) + "\r\n").encode())
+        else:
+            f.seek(size - 1)
+            if f.read(1) not in (b"\n", b"\r"):  # a line cut short (a writer killed mid-write): end it, so
+                f.write(b"\r\n")                   # these rows are not glued onto it (it stays one bad line)
+        f.write(buffer.getvalue().encode())
     return path
 
 
+REQUIRED_FIELDS = ("bench", "time", "mode", "variant", "metrics")  # without these a file is not a results file
+
+
+@dataclass
+class ResultsFile:
+    """One results file, read tolerantly: its good rows, and each line that was skipped (and why).
+
+    `rejected` says why the whole file was skipped (empty, not a labkit results file); the file
+    itself is never changed.
+    """
+
+    path: Path
+    frame: pd.DataFrame
+    rows: int = 0                                                         # data lines seen
+    skipped: list[tuple[int, str, str]] = field(default_factory=list)   # (line number, why, the line)
+    rejected: str | None = None
+
+    def note(self) -> str | None:
+        """One line for the user: which file, how many rows were skipped and why (None when all was read)."""
+        name = shown(self.path)
+        if self.rejected:
+            return f"{name}: {self.rejected} — skipped"
+        if not self.skipped:
+            return None
+        kinds = Counter(why.split(":")[0] for _, why, _ in self.skipped)
+        lines = ", ".join(str(n) for n, _, _ in self.skipped[:5]) + (", …" if len(self.skipped) > 5 else "")
+        return (f"{name}: {len(self.skipped)} of {self.rows} rows skipped "
+                f"({'; '.join(f'{count} × {kind}' for kind, count in kinds.items())}; "
+                f"line{'s' if len(self.skipped) > 1 else ''} {lines}) — "
+                f"the other {self.rows - len(self.skipped)} read")
+
+
+def shown(path: Path) -> str:
+    """A path as the user would type it: relative to the working folder when it is inside it."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _check_row(fields: list[str], header: list[str]) -> str | None:
+    """Why one parsed results line is unusable (None when it is a good row)."""
+    if len(fields) != len(header):
+        return f"wrong number of fields: {len(fields)}, expected {len(header)}"
+    row = dict(zip(header, fields))
+    empty = [name for name in REQUIRED_FIELDS if not row[name].strip()]
+    if empty:
+        return f"empty field: {empty[0]}"
+    for name in ("metrics", "config"):
+        if name in row and row[name]:
+            try:
+                value = json.loads(row[name])
+            except ValueError:
+                return f"{name} is not JSON: cut short?"
+            if name == "metrics" and not isinstance(value, dict):
+                return "metrics is not a JSON object"
+    return None
+
+
+def load(path: Path) -> ResultsFile:
+    """Read a results file, skipping what cannot be read: lines cut short, the wrong number of fields,
+    broken quoting or JSON, text that is not UTF-8; a file without labkit's columns is skipped whole.
+    Every reader of results files (`read`, the report) goes through here."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        numbered = ((n, line.rstrip(b"\r\n")) for n, line in enumerate(f, start=1) if line.strip())
+        first = next(numbered, None)
+        if first is None:
+            return ResultsFile(path, pd.DataFrame(), rejected="empty file (no header line)")
+        try:
+            header = next(csv.reader([first[1].decode("utf-8-sig")], strict=True))
+        except (UnicodeDecodeError, csv.Error):
+            return ResultsFile(path, pd.DataFrame(),
+                               rejected="not a labkit results file (its first line is not CSV text)")
+        missing = [name for name in REQUIRED_FIELDS if name not in header]
+        if missing:  # decided from the first line: a large foreign file is not read any further
+            return ResultsFile(path, pd.DataFrame(), rejected=f"not a labkit results file (no {missing[0]!r} column)")
+        good, skipped, rows = [], [], 0
+        for n, raw in numbered:
+            try:
+                text = raw.decode("utf-8")
+                fields = next(csv.reader([text], strict=True))
+            except UnicodeDecodeError:
+                text, fields = raw.decode("utf-8", errors="replace"), None
+                why = "not UTF-8 text"
+            except csv.Error as error:
+                fields, why = None, f"broken quoting: {error}"
+            if fields == header:
+                continue  # a second header: two results files concatenated
+            rows += 1
+            why = _check_row(fields, header) if fields is not None else why
+            if why:
+                skipped.append((n, why, text))
+            else:
+                good.append(fields)
+    frame = pd.DataFrame(good, columns=header, dtype=object)
+    frame = frame.mask(frame.eq(""))  # an empty field is a missing value, as pandas.read_csv reads it
+    metrics = pd.json_normalize([json.loads(m) for m in frame["metrics"]])
+    frame = pd.concat([frame.drop(columns=["metrics"]), metrics], axis=1)
+    return ResultsFile(path, frame, rows=rows, skipped=skipped)
+
+
 def read(path: Path | None = None) -> pd.DataFrame:
-    """The results file as a DataFrame, each row's metrics spread into columns."""
+    """The results file as a DataFrame, each row's metrics spread into columns.
+
+    Lines that cannot be read are skipped, with one line on stderr saying how many and why."""
     path = Path(path) if path else RESULTS_DIR / "results.csv"
     if not path.exists():
         raise LabkitError(f"No results file at {path}: run a comparison or `labkit bench NAME` first.")
-    frame = pd.read_csv(path)
-    metrics = pd.json_normalize(frame["metrics"].map(json.loads).tolist())
-    return pd.concat([frame.drop(columns=["metrics"]), metrics], axis=1)
+    loaded = load(path)
+    if loaded.rejected:
+        raise LabkitError(f"{shown(path)}: {loaded.rejected}: give the path of a results file written by labkit.")
+    if loaded.note():
+        print(loaded.note(), file=sys.stderr)
+    return loaded.frame

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from labkit import data as lkdata
 from labkit import env
-from labkit.errors import LabkitError
+from labkit.errors import LabkitError, check_number
 
 LRScheduler = torch.optim.lr_scheduler.LRScheduler
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, xb, yb) -> loss
@@ -62,6 +62,7 @@ class FitResult:
     images_seen: int
     interrupted: bool = False
     target_acc: float | None = None
+    diverged: bool = False  # the training loss became inf/NaN: the rate is too high; training stopped there
 
     def _first_at_target(self) -> pd.Series | None:
         if self.target_acc is None or not len(self.history):
@@ -185,8 +186,7 @@ def _check_args(epochs: int, accum_steps: int, lr: float, target_acc: float | No
         raise LabkitError(f"epochs={epochs!r} must be a whole number of at least 1.")
     if not isinstance(accum_steps, int) or accum_steps < 1:
         raise LabkitError(f"accum_steps={accum_steps!r} must be a whole number of at least 1.")
-    if not lr > 0:
-        raise LabkitError(f"lr={lr!r} must be greater than 0 (try 0.05 for SGD, 1e-3 for Adam).")
+    check_number("lr", lr, low=0, above=True, hint="try 0.05 for SGD, 1e-3 for Adam")
     if target_acc is not None and not 0 < target_acc <= 1:
         raise LabkitError(f"target_acc={target_acc!r} must be a fraction between 0 and 1 (e.g. 0.85, not 85).")
 
@@ -225,6 +225,7 @@ def fit(model: nn.Module, splits: lkdata.Splits, *, epochs: int, lr: float = 0.0
     train_time = 0.0
     images_seen = 0
     interrupted = False
+    diverged = False
     reached_target = False
     bar = tqdm(total=epochs * n_batches, desc="training", disable=not progress, leave=False)
 
@@ -275,7 +276,8 @@ def fit(model: nn.Module, splits: lkdata.Splits, *, epochs: int, lr: float = 0.0
             reached_target = reached_target or (target_acc is not None and test_acc >= target_acc)
             if any(cb.on_epoch_end(state) for cb in callbacks if hasattr(cb, "on_epoch_end")):
                 stop = True
-            if stop or (stop_at_target and reached_target):
+            diverged = not math.isfinite(state.last_loss)  # more epochs cannot bring it back
+            if stop or diverged or (stop_at_target and reached_target):
                 break
     except KeyboardInterrupt:
         interrupted = True  # Ctrl-C / Stop: keep every finished epoch
@@ -284,5 +286,5 @@ def fit(model: nn.Module, splits: lkdata.Splits, *, epochs: int, lr: float = 0.0
 
     return FitResult(
         history=pd.DataFrame(state.rows), train_time_s=train_time, images_seen=images_seen,
-        interrupted=interrupted, target_acc=target_acc,
+        interrupted=interrupted, target_acc=target_acc, diverged=diverged,
     )

@@ -73,7 +73,7 @@ def test_on_device_check(source):
 @pytest.mark.parametrize("bad, message", [
     (dict(pipeline="fast"), "not a pipeline"), (dict(batch_size=0), "batch_size"),
     (dict(num_workers=-1), "num_workers"), (dict(prefetch_factor=0), "prefetch_factor"),
-    (dict(read_latency_ms=-1.0), "negative"), (dict(mp_context="thread"), "mp_context"),
+    (dict(read_latency_ms=-1.0), "from 0 to 100"), (dict(mp_context="thread"), "mp_context"),
 ])
 def test_bad_settings_raise_one_line(source, bad, message):
     with pytest.raises(LabkitError, match=message):

@@ -81,6 +81,31 @@ def test_writers_creating_the_file_at_once_write_one_header(tmp_path):
         assert len(results.read(path)) == 4 * 3
 
 
+def _race_new_files(barrier, folder, rounds):
+    report = results.BenchReport("demo", "smoke", _card(), {"speedup": 2.0})
+    for i in range(rounds):
+        barrier.wait(60)  # every writer finds file i missing at the same moment
+        results.append(report, folder / f"r{i}.csv")
+
+
+def test_many_rounds_of_writers_creating_a_file_at_once_write_one_header_each(tmp_path):
+    """The emptiness test must be made under the lock: checked outside it, two writers that both
+    saw no file both write a header (with the check moved out of the lock this failed 3 runs out of 3;
+    the test above, 1 out of 3)."""
+    ctx = mp.get_context("spawn")
+    writers, rounds = 4, 40
+    barrier = ctx.Barrier(writers)
+    procs = [ctx.Process(target=_race_new_files, args=(barrier, tmp_path, rounds)) for _ in range(writers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert all(p.exitcode == 0 for p in procs)
+    headers = [sum(line.startswith(results.RESULT_FIELDS[0] + ",")
+                   for line in (tmp_path / f"r{i}.csv").read_text().splitlines()) for i in range(rounds)]
+    assert headers == [1] * rounds, f"files with two headers: {[i for i, h in enumerate(headers) if h != 1]}"
+
+
 def test_reading_a_missing_results_file(tmp_path):
     with pytest.raises(LabkitError, match="labkit bench"):
         results.read(tmp_path / "none.csv")

@@ -275,7 +275,11 @@ def test_explorer_draws_prints_and_explains_bad_values():
         assert "⚠" in explorer.message.value
     explorer.lr.value = 0.05
     explorer.steps_per_epoch.value = 0
-    assert explorer.summary.startswith("⚠") and "steps_per_epoch" in explorer.summary
+    assert explorer.summary.startswith("⚠") and "batches / epoch=0" in explorer.summary
+    explorer.steps_per_epoch.value = 10**9  # bounded: the trace would take minutes and gigabytes
+    assert explorer.summary.startswith("⚠") and "from 1 to 1000" in explorer.summary
+    explorer.epochs.value, explorer.steps_per_epoch.value, explorer.schedule.value = 1, 1, "warmup_cosine"
+    assert "needs at least 2 steps" in explorer.summary  # was a ZeroDivisionError
 
 
 def test_first_epoch_at_and_epochs_vs_target_count_a_miss_as_budget_plus_one():

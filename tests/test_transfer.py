@@ -281,9 +281,11 @@ def test_explorer_config_narrows_to_one_run_and_refuses_a_bad_rate():
     cfg = transfer.explorer_config(TINY, 7, 2, 0.01)
     assert cfg.ks == (7,) and cfg.seeds == (2,) and cfg.finetune_lr == 0.01
     assert dataclasses.replace(cfg, ks=TINY.ks, seeds=TINY.seeds, finetune_lr=TINY.finetune_lr) == TINY  # nothing else
-    for bad in (0.0, -0.1, float("nan")):
-        with pytest.raises(LabkitError, match="must be greater than 0"):
+    for bad in (0.0, -0.1, float("nan"), float("inf")):
+        with pytest.raises(LabkitError, match="greater than 0"):
             transfer.explorer_config(TINY, 7, 2, bad)
+    with pytest.raises(LabkitError, match="seed=-1 must be a whole number"):
+        transfer.explorer_config(TINY, 7, -1, 0.01)
 
 
 def test_the_shipped_model_lives_in_labkit_paths():
@@ -315,7 +317,7 @@ def test_explorer_runs_and_refuses_bad_values(tiny_source, tiny_target, capsys):
     assert "k=3" in capsys.readouterr().out and "gain pt" in explorer.summary
     explorer.lr.value = -0.1
     assert explorer.run() is None
-    assert "must be greater than 0" in explorer.message.value and "\n" not in explorer.message.value
+    assert "greater than 0" in explorer.message.value and "\n" not in explorer.message.value
     assert "Traceback" not in capsys.readouterr().out
 
 

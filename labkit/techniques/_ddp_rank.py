@@ -7,6 +7,7 @@ that torchrun starts imports only torch and this: each rank's start-up is part o
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from pathlib import Path
 from typing import Callable
@@ -19,6 +20,53 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from labkit import env, models
 from labkit.errors import LabkitError
+
+
+# ============================================================================ the job file
+
+TASK_KINDS = ("allreduce", "train", "throughput", "pipeline", "crash", "sleep")  # what _ddp_worker can run
+BACKENDS, DEVICES = ("gloo", "nccl"), ("cpu", "cuda")
+
+
+def check_job(job: object, where: str) -> dict:
+    """`job` if the worker can run it; else a one-line LabkitError that says `where` and what is wrong."""
+    if not isinstance(job, dict):
+        raise LabkitError(f"{where}: the DDP job is not a JSON object (got a {type(job).__name__}).")
+    tasks = job.get("tasks")
+    if not isinstance(tasks, list) or not tasks:
+        raise LabkitError(f"{where}: the DDP job has no tasks: give it e.g. {{'tasks': [{{'kind': 'allreduce'}}]}}.")
+    for i, task in enumerate(tasks):
+        if not isinstance(task, dict) or "kind" not in task:
+            raise LabkitError(f"{where}: task {i} has no 'kind': give each task one of {', '.join(TASK_KINDS)}.")
+        if task["kind"] not in TASK_KINDS:
+            raise LabkitError(f"{where}: unknown task kind {task['kind']!r} in task {i}: "
+                              f"choose one of {', '.join(TASK_KINDS)}.")
+    if job.get("backend", "gloo") not in BACKENDS:
+        raise LabkitError(f"{where}: backend={job['backend']!r}: choose {' or '.join(BACKENDS)}.")
+    if job.get("device", "cpu") not in DEVICES:
+        raise LabkitError(f"{where}: device={job['device']!r}: choose {' or '.join(DEVICES)}.")
+    threads = job.get("threads", 1)
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise LabkitError(f"{where}: threads={threads!r}: each rank needs a whole number of threads, at least 1.")
+    timeout = job.get("pg_timeout_s", 600)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
+        raise LabkitError(f"{where}: pg_timeout_s={timeout!r} must be a positive number of seconds.")
+    return job
+
+
+def read_job(path: str | Path) -> dict:
+    """The job file the ranks run, checked: a one-line LabkitError naming the file when it is unreadable,
+    not JSON, or not a job (instead of torchrun's generic 'child failed')."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise LabkitError(f"{path}: cannot read the DDP job file ({error}).") from None
+    try:
+        job = json.loads(text)
+    except ValueError as error:
+        raise LabkitError(f"{path} is not JSON ({error}): a DDP job file is one JSON object, "
+                          "as labkit.techniques.ddp.Launch writes it.") from None
+    return check_job(job, str(path))
 
 
 # ============================================================================ inside each rank

@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 
 from labkit import data
+from labkit.errors import LabkitError
 from labkit.techniques import _ddp_rank as ddp
 
 RANK = int(os.environ.get("RANK", 0))
@@ -158,10 +159,10 @@ def crash_task(task: dict, job: dict) -> dict:
 
 
 def sleep_task(task: dict, job: dict) -> dict:
-    """Run for a long time (to test Stop / Ctrl-C)."""
+    """Run for a long time (to test Stop / Ctrl-C); quiet=True prints nothing."""
     for i in range(int(task.get("seconds", 60) * 10)):
         time.sleep(0.1)
-        if i % 10 == 0:
+        if i % 10 == 0 and not task.get("quiet", False):
             log(f"still running ({i // 10} s)")
     return {}
 
@@ -177,14 +178,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job", required=True, help="the job: a JSON file with 'tasks' (and backend, device, threads)")
     parser.add_argument("--out", required=True, help="the folder for rank<R>.json")
     args = parser.parse_args(argv)
-    job = json.loads(Path(args.job).read_text())
     out = Path(args.out)
-    torch.set_num_threads(job.get("threads", 1))
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    job["device_name"] = f"cuda:{local_rank}" if job.get("device") == "cuda" else "cpu"
-    if job.get("device") == "cuda":
-        torch.cuda.set_device(local_rank)
     try:
+        job = ddp.read_job(args.job)  # a garbage job file: one line naming it, not torchrun's generic failure
+        torch.set_num_threads(job.get("threads", 1))
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        job["device_name"] = f"cuda:{local_rank}" if job.get("device") == "cuda" else "cpu"
+        if job.get("device") == "cuda":
+            torch.cuda.set_device(local_rank)
         dist.init_process_group(job.get("backend", "gloo"), timeout=timedelta(seconds=job.get("pg_timeout_s", 600)))
         results = {"rank": dist.get_rank(), "world_size": dist.get_world_size(), "backend": dist.get_backend(),
                    "threads": torch.get_num_threads()}
@@ -197,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         (out / f"error_rank{RANK}.json").write_text(json.dumps(
             {"rank": RANK, "type": type(error).__name__, "message": str(error), "time": time.time()}))
         log(f"FAILED: {type(error).__name__}: {error}")
-        traceback.print_exc(file=sys.stdout)
+        if not isinstance(error, LabkitError):  # a LabkitError is one line that says it all
+            traceback.print_exc(file=sys.stdout)
         return 1
     finally:
         if dist.is_initialized():

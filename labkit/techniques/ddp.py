@@ -19,6 +19,7 @@ Headline (`labkit bench ddp`):
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -45,9 +46,10 @@ from labkit import bench, env, models
 from labkit.errors import LabkitError
 from labkit.results import BenchReport, ResultCard
 # what each rank runs lives in _ddp_rank (lean imports for the ranks' start-up); shown from here
-from labkit.techniques._ddp_rank import (TwoDeviceMLP, bubble_fraction, make_replica, model_parallel_devices,  # noqa: F401
-                                        pipeline_stages, pipeline_step, rank_and_world, save_checkpoint,
-                                        shard_loader, timed_steps, train_replica)
+from labkit.techniques._ddp_rank import (TASK_KINDS, TwoDeviceMLP, bubble_fraction, check_job,  # noqa: F401
+                                        make_replica, model_parallel_devices, pipeline_stages, pipeline_step,
+                                        rank_and_world, read_job, save_checkpoint, shard_loader, timed_steps,
+                                        train_replica)
 
 
 WORKER_MODULE = "labkit.techniques._ddp_worker"
@@ -157,12 +159,24 @@ def alive(pid: int) -> bool:
 
 def _die_with_parent() -> None:
     """Linux: the agent gets SIGTERM when the process that started it dies (a kernel restart), so that
-    torchrun stops its ranks too. (Caveat: Linux ties this to the starting *thread*.)"""
+    torchrun stops its ranks too. (Caveat: Linux ties this to the starting *thread*.) Where prctl is
+    unavailable the launch goes ahead: stop(), Ctrl-C, the timeout and the exit hook still end it."""
     try:
         import ctypes
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
+    except Exception:  # noqa: BLE001 - an exception here would make Popen fail: launching matters more
         pass
+
+
+_RUNNING: set["Launch"] = set()  # launches started and not yet waited for
+
+
+@atexit.register
+def _stop_running_launches() -> None:
+    """The parent's clean-up at exit (a kernel shut down), for platforms without the death signal."""
+    for running in list(_RUNNING):
+        if running.running():
+            running.stop(grace_s=2.0)
 
 
 class LaunchError(LabkitError):
@@ -205,16 +219,21 @@ class Launch:
             raise LabkitError(f"threads_per_rank={threads_per_rank}: each rank needs at least 1 thread.")
         if timeout_s <= 0:
             raise LabkitError(f"timeout_s={timeout_s}: give the launch a positive time limit in seconds.")
-        if not job.get("tasks"):
-            raise LabkitError("The job has no tasks: give it e.g. {'tasks': [{'kind': 'allreduce'}]}.")
+        check_job(job, "The DDP job")
         self.nproc, self.nnodes, self.timeout_s = nproc, nnodes, timeout_s
         self.on_line = on_line or (lambda line: None)
         self._own_workdir = workdir is None  # a temporary folder we made is removed after wait()
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="labkit-ddp-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         backend, device = backend_for(nproc * nnodes)
-        self.job = {"backend": backend, "device": device, "threads": threads_per_rank, **job}
-        (self.workdir / "job.json").write_text(json.dumps(self.job))
+        self.job = check_job({"backend": backend, "device": device, "threads": threads_per_rank, **job},
+                             "The DDP job")
+        try:
+            text = json.dumps(self.job)
+        except (TypeError, ValueError) as error:
+            raise LabkitError(f"The DDP job is not JSON ({error}): give paths as str and numbers as plain "
+                              "int/float.") from None
+        (self.workdir / "job.json").write_text(text)
         self.procs: list[subprocess.Popen] = []
         self.log: list[str] = []
         self.pids: set[int] = set()
@@ -237,6 +256,7 @@ class Launch:
                 for i in range(self.nnodes)]
 
     def start(self) -> "Launch":
+        read_job(self.workdir / "job.json")  # the file the ranks will read: a clear error now, not from torchrun
         env_vars = {**os.environ, "OMP_NUM_THREADS": str(self.job["threads"]), "PYTHONUNBUFFERED": "1"}
         self._start = time.perf_counter()
         self.command_lines = self.commands()  # one free port per launch, chosen once
@@ -247,6 +267,7 @@ class Launch:
                                     preexec_fn=_die_with_parent if sys.platform == "linux" else None)
             self.procs.append(proc)
             self.pids.add(proc.pid)
+            _RUNNING.add(self)
             prefix = f"[node {node}] " if self.nnodes > 1 else ""
             reader = threading.Thread(target=self._read, args=(proc, prefix), daemon=True)
             reader.start()
@@ -283,14 +304,17 @@ class Launch:
         self._remember_children()
         for proc in self.procs:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGTERM)
+                if hasattr(os, "killpg"):
+                    os.killpg(proc.pid, signal.SIGTERM)  # the agent's whole session
+                else:
+                    proc.terminate()  # no process groups (Windows): the agent, then each rank below
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline and any(alive(pid) for pid in self.pids):
             self._remember_children()
             time.sleep(0.05)
         for pid in self.pids:  # whatever is left (ranks live in their own sessions)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).kill()
         for proc in self.procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
@@ -300,6 +324,7 @@ class Launch:
         try:
             return self._wait()
         finally:
+            _RUNNING.discard(self)
             if self._own_workdir:
                 shutil.rmtree(self.workdir, ignore_errors=True)
 

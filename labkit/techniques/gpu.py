@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass
+from typing import Callable
 from pathlib import Path
 
 import torch
@@ -76,6 +77,16 @@ def matmul_sweep(sizes, dev: torch.device | str = "cpu", min_run_time: float = 0
 
 # ---------------------------------------------------------------- batch size: keeping the device busy
 
+def _training_step(model_name: str, batch_size: int, dev: torch.device) -> Callable[[], object]:
+    """One training step of a freshly seeded `model_name` on a random batch (only speed matters)."""
+    env.seed_everything(0)
+    model = models.build(model_name).to(dev)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    xb = torch.randn(batch_size, 1, 28, 28, device=dev)
+    yb = torch.randint(0, 10, (batch_size,), device=dev)
+    return lambda: train.train_step(model, opt, xb, yb)
+
+
 def batch_sweep(batch_sizes, dev: torch.device | str = "cpu", model_name: str = "small_cnn",
                 min_run_time: float = 0.3, rounds: int = 2) -> list[dict]:
     """Training images per second of a shared model at each batch size (random data: only speed matters).
@@ -85,12 +96,8 @@ def batch_sweep(batch_sizes, dev: torch.device | str = "cpu", model_name: str = 
     best: dict[int, dict] = {}
     for r in range(max(rounds, 1)):
         for bs in (batch_sizes if r % 2 == 0 else list(batch_sizes)[::-1]):
-            env.seed_everything(0)
-            model = models.build(model_name).to(dev)
-            opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-            xb = torch.randn(bs, 1, 28, 28, device=dev)
-            yb = torch.randint(0, 10, (bs,), device=dev)
-            timing = bench.time_fn(lambda: train.train_step(model, opt, xb, yb), device=dev, min_run_time=min_run_time)
+            step = _training_step(model_name, bs, dev)
+            timing = bench.time_fn(step, device=dev, min_run_time=min_run_time)
             row = {"batch_size": bs, "images_per_s": bs / timing.median_s, "ms_per_step": timing.median_ms,
                    "spread_pct": timing.spread_pct}
             if bs not in best or row["images_per_s"] > best[bs]["images_per_s"]:
@@ -98,13 +105,26 @@ def batch_sweep(batch_sizes, dev: torch.device | str = "cpu", model_name: str = 
     return [best[bs] for bs in batch_sizes]
 
 
+STEPS_PER_POINT = 10  # what one explorer point costs: 3 warm-up steps, at least 5 timed, the autorange's first
+
+
 def measure_batch(model: str, batch_size: int, threads: int, device: torch.device | str = "cpu",
-                  min_run_time: float = 0.3) -> dict:
-    """One `batch_sweep` point for the batch explorer, with `threads` CPU threads (the count is restored)."""
+                  min_run_time: float = 0.3, budget_s: float = 20.0) -> dict:
+    """One `batch_sweep` point for the batch explorer, with `threads` CPU threads (the count is restored).
+    One step is timed first: a point that would take longer than `budget_s` is refused with its estimate."""
     if not 1 <= batch_size <= MAX_BATCH:
         raise LabkitError(f"batch size {batch_size} must be between 1 and {MAX_BATCH}.")
+    dev = torch.device(device)
     with env.cpu_threads(threads):
-        return batch_sweep([batch_size], device, model, min_run_time)[0]
+        step = _training_step(model, batch_size, dev)
+        start = time.perf_counter()
+        step()
+        env.synchronize(dev)
+        projected = STEPS_PER_POINT * (time.perf_counter() - start)
+        if projected > budget_s:
+            raise LabkitError(f"one step at batch {batch_size} took {projected / STEPS_PER_POINT:.1f} s here, so this "
+                              f"point would take about {projected:.0f} s (up to {budget_s:.0f} s): choose a smaller batch.")
+        return batch_sweep([batch_size], dev, model, min_run_time, rounds=1)[0]
 
 
 # ---------------------------------------------------------------- moving data: copies and hidden syncs

@@ -112,8 +112,8 @@ def make_optimizer(name: str, params, lr: float, beta: float = 0.9) -> torch.opt
         return torch.optim.SGD(params, lr=lr)
     if name == "heavy_ball":
         return torch.optim.SGD(params, lr=lr, momentum=beta)
-    if name == "nesterov":
-        return torch.optim.SGD(params, lr=lr, momentum=beta, nesterov=True)
+    if name == "nesterov":  # at β = 0 Nesterov's look-ahead is no look-ahead: plain GD (torch refuses β = 0)
+        return torch.optim.SGD(params, lr=lr, momentum=beta, nesterov=beta > 0)
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr)
     if name == "adam":
@@ -121,10 +121,10 @@ def make_optimizer(name: str, params, lr: float, beta: float = 0.9) -> torch.opt
     raise LabkitError(f"No optimizer {name!r}: choose one of {', '.join(QUADRATIC_OPTIMIZERS)}.")
 
 
-def check_step(lr: float, beta: float) -> None:
+def check_step(lr: float, beta: float, lr_name: str = "lr") -> None:
     """Reject settings that cannot work, with a one-line reason."""
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise LabkitError(f"lr={lr!r}: the learning rate must be above 0 (a step of 0 never moves).")
+        raise LabkitError(f"{lr_name}={lr!r}: the learning rate must be above 0 (a step of 0 never moves).")
     if not (isinstance(beta, (int, float)) and 0 <= beta < 1):
         raise LabkitError(f"beta={beta!r}: momentum must be in [0, 1) — at β ≥ 1 the velocity never forgets "
                           "old gradients and grows without bound.")
@@ -210,7 +210,7 @@ def explore(kappa: float, lr: float, beta: float, adaptive_lr: float, names: tup
     """What the explorer draws: each chosen optimizer from the same start (Adam/RMSprop at `adaptive_lr`)."""
     q = Quadratic(kappa, angle_deg)
     check_step(lr, beta)
-    check_step(adaptive_lr, beta)
+    check_step(adaptive_lr, beta, "adaptive lr")
     unknown = [n for n in names if n not in QUADRATIC_OPTIMIZERS]
     if unknown:
         raise LabkitError(f"No optimizer {', '.join(unknown)}: choose from {', '.join(QUADRATIC_OPTIMIZERS)}.")

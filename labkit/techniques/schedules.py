@@ -31,7 +31,7 @@ from torch import nn
 from torch.optim import lr_scheduler
 
 from labkit import data, env, models, train
-from labkit.errors import LabkitError
+from labkit.errors import LabkitError, check_number
 from labkit.results import BenchReport, ResultCard
 
 SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup_cosine", "onecycle")
@@ -81,6 +81,9 @@ def make_scheduler(name: str, opt: torch.optim.Optimizer, total_steps: int,
     if name == "cosine":  # half a cosine from the peak down to 0
         return lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     if name == "warmup_cosine":  # linear ramp from 1 % of the peak, then cosine down to 0
+        if total_steps < 2:
+            raise LabkitError("warmup_cosine needs at least 2 steps, one to warm up and one to decay: "
+                              "raise the epochs or the batches per epoch.")
         warmup_steps = max(warmup_steps, 1)
         ramp = lr_scheduler.LinearLR(opt, start_factor=0.01, total_iters=warmup_steps)
         decay = lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps - warmup_steps)
@@ -100,8 +103,7 @@ def lr_trace(name: str, *, lr: float, epochs: int, steps_per_epoch: int, step_pe
     `step_per='epoch'` then calls `scheduler.step()` only after the last batch of each epoch,
     which is the common mistake this trace makes visible.
     """
-    if not lr > 0:
-        raise LabkitError(f"lr={lr!r} must be greater than 0 (try 0.05 for SGD with momentum).")
+    check_number("lr", lr, low=0, above=True, hint="try 0.05 for SGD with momentum")
     if step_per not in ("batch", "epoch"):
         raise LabkitError(f"step_per={step_per!r}: use 'batch' or 'epoch'.")
     if epochs < 1 or steps_per_epoch < 1:

@@ -25,6 +25,7 @@ Headline (`labkit bench transfer`):
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,7 +35,7 @@ import torch
 from torch import nn
 
 from labkit import data, env, models, train
-from labkit.errors import LabkitError
+from labkit.errors import LabkitError, check_number
 from labkit.paths import DATA_DIR, PRETRAINED_DIR
 from labkit.results import BenchReport, ResultCard
 
@@ -335,15 +336,17 @@ def compare(target: data.Splits, cfg: TransferConfig, strategies: tuple[str, ...
             for name in strategies:  # interleaved: every strategy sees the same images and machine state
                 model, seconds = RUNNERS[name](X, y, cfg, seed, dev)
                 check_strategy(name, model)
+                loss, accuracy = train.evaluate(model, *test)
                 runs.append({"strategy": name, "k": k, "seed": seed, "train_time_s": seconds,
-                             "accuracy": train.evaluate(model, *test)[1]})
+                             "accuracy": accuracy, "diverged": not math.isfinite(loss)})
     return runs
 
 
 def explorer_config(cfg: TransferConfig, k: int, seed: int, finetune_lr: float) -> TransferConfig:
     """`cfg` narrowed to one k and one seed, with the backbone rate `finetune_lr` (the explorer's settings)."""
-    if not finetune_lr > 0:
-        raise LabkitError(f"backbone lr = {finetune_lr} must be greater than 0 (try 0.01).")
+    check_number("backbone lr", finetune_lr, low=0, high=10, above=True, hint="try 0.01")
+    check_number("k", k, low=1, integer=True, hint="labelled images per class")
+    check_number("seed", seed, low=0, high=2**31 - 1, integer=True)
     return dataclasses.replace(cfg, ks=(int(k),), seeds=(int(seed),), finetune_lr=float(finetune_lr))
 
 
