@@ -11,13 +11,11 @@ back. Every widget also prints a plain-text summary, so tests and static viewers
 from __future__ import annotations
 
 import html
-import io
 import time
 from typing import Callable
 
 import ipywidgets as widgets
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -25,36 +23,33 @@ from labkit.errors import LabkitError
 from labkit.results import RATIO_NOTE, ResultCard, row_from_fit
 from labkit.train import FitResult, FitState
 from labkit.ui.base import RunPanel
+from labkit.ui.style import (GREY, VERMILLION, FigureImage, figure_png, lab_figure, legend_below, log_axis,
+                             new_figure, series_style, show)
+
+__all__ = ["ComparisonPanel", "FigureImage", "figure_png", "plot_curves", "plot_roofline", "show", "text_summary"]
 
 # A variant trains (or measures) one configuration. It receives the panel's callbacks, to pass on
 # to `train.fit(..., callbacks=callbacks)`, and returns a FitResult or a card row (a dict).
 Variant = Callable[[list], "FitResult | dict"]
 
 
-def figure_png(fig: Figure) -> bytes:
-    """Render a matplotlib Figure to PNG bytes (no pyplot: safe from a worker thread)."""
-    buffer = io.BytesIO()
-    FigureCanvasAgg(fig).print_png(buffer)
-    return buffer.getvalue()
-
-
+@lab_figure
 def plot_curves(histories: dict[str, pd.DataFrame], target_acc: float | None = None) -> Figure:
-    """Training loss and test accuracy per epoch, one line per variant."""
-    fig = Figure(figsize=(9, 3.2), layout="constrained")
+    """Training loss and test accuracy per epoch, one line per variant (own colour, marker and dash)."""
+    fig = new_figure(9, 3.6)
     ax_loss, ax_acc = fig.subplots(1, 2)
-    for name, hist in histories.items():
+    for i, (name, hist) in enumerate(histories.items()):
         if len(hist):
-            ax_loss.plot(hist["epoch"], hist["train_loss"], marker="o", label=name)
-            ax_acc.plot(hist["epoch"], 100 * hist["test_acc"], marker="o", label=name)
+            style = series_style(i, len(hist))
+            ax_loss.plot(hist["epoch"], hist["train_loss"], label=name, **style)
+            ax_acc.plot(hist["epoch"], 100 * hist["test_acc"], label=name, **style)
     if target_acc is not None:
-        ax_acc.axhline(100 * target_acc, color="grey", linestyle="--", linewidth=1, label="target")
+        ax_acc.axhline(100 * target_acc, color=GREY, linestyle="--", linewidth=1, label="target")
     ax_loss.set(xlabel="epoch", ylabel="training loss", title="Training loss")
     ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy")
     for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if histories:
-        ax_acc.legend(fontsize="small")
+    legend_below(fig)
     return fig
 
 
@@ -144,8 +139,11 @@ class ComparisonPanel(RunPanel):
         stopped = self.stop_requested() or any(r.get("interrupted") for r in self.card.rows)
         self._redraw()
         self.show_summary(self.card.to_text(), echo=echo)
+        diverged = [r["variant"] for r in self.card.rows if r.get("diverged")]
         self.show_status(("stopped: finished rows kept" if stopped else "done")
-                         + f" ({len(self.card.rows)} of {len(names)} variants)")
+                         + f" ({len(self.card.rows)} of {len(names)} variants)"
+                         + (f"; diverged (the loss became inf/NaN, its accuracy is chance — lower the rate): "
+                            f"{', '.join(diverged)}" if diverged else ""))
         return self.card
 
     def _run_variant(self, name: str) -> dict:
@@ -189,24 +187,27 @@ def text_summary(title: str, values: dict[str, float | str]) -> str:
     return f"{title}: " + ", ".join(parts)
 
 
+@lab_figure
 def plot_roofline(points: list[dict], peak_gflops: float, bandwidth_gbs: float) -> Figure:
     """Measured matmul GFLOP/s (from `bench.matmul_gflops`) against arithmetic intensity, under
     the roofline min(peak, bandwidth × intensity), with the best measured rate dashed."""
-    fig = Figure(figsize=(6.5, 4), layout="constrained")
+    fig = new_figure(6.5, 4.4)
     ax = fig.subplots()
     intensities = [p["intensity"] for p in points]
     lo, hi = min(intensities) / 2, max(intensities) * 2
     grid = [lo * (hi / lo) ** (i / 200) for i in range(201)]
-    ax.plot(grid, [min(peak_gflops, bandwidth_gbs * i) for i in grid], color="black",
+    ax.plot(grid, [min(peak_gflops, bandwidth_gbs * i) for i in grid], color="black", linestyle="-",
             label=f"roofline: estimated peak {peak_gflops:.0f} GFLOP/s, bandwidth {bandwidth_gbs:.0f} GB/s")
     best = max(p["gflops"] for p in points)
-    ax.axhline(best, color="tab:red", linestyle="--", linewidth=1, label=f"best measured {best:.0f} GFLOP/s")
-    ax.scatter(intensities, [p["gflops"] for p in points], color="tab:red", zorder=3, label="measured matmul")
-    for p in points:
-        ax.annotate(f"n={p['n']}", (p["intensity"], p["gflops"]), textcoords="offset points", xytext=(4, -10),
-                    fontsize=8)
-    ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (FLOP / byte)", ylabel="GFLOP/s",
+    ax.axhline(best, color=VERMILLION, linestyle="--", linewidth=1, label=f"best measured {best:.0f} GFLOP/s")
+    ax.scatter(intensities, [p["gflops"] for p in points], color=VERMILLION, marker="D", zorder=3,
+               label="measured matmul (n×n)")
+    for i, p in enumerate(sorted(points, key=lambda p: p["intensity"])):  # labels alternate below / above
+        ax.annotate(f"n={p['n']}", (p["intensity"], p["gflops"]), textcoords="offset points",
+                    xytext=(5, -11 if i % 2 == 0 else 5), fontsize=7)
+    log_axis(ax, "x")
+    log_axis(ax, "y")
+    ax.set(xlabel="arithmetic intensity (FLOP / byte)", ylabel="GFLOP/s",
            title=f"Roofline of this {points[0]['device'].upper()} ({points[0]['dtype']})")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize="small", loc="lower right")
+    legend_below(fig, ncols=1)
     return fig

@@ -10,28 +10,30 @@ from labkit.errors import LabkitError
 from labkit.techniques import amp
 from labkit.ui import figure_png, text_summary
 from labkit.ui.base import Explorer
+from labkit.ui.style import BLUE, ORANGE, PURPLE, VERMILLION, lab_figure, legend_right, new_figure
 
 FP16_SUBNORMAL, FP16_NORMAL, FP16_MAX = -24, -14, 15.999  # log2 of fp16's smallest subnormal, normal, largest
 
 
+@lab_figure
 def plot_fp16_fate(grads: torch.Tensor, scale: float = 1.0, fate: dict | None = None) -> Figure:
     """Histogram of log2(|gradient| × scale) with fp16's zones: underflow, subnormal, normal, overflow.
-    `fate`: `amp.fp16_fate(grads, scale)` when already computed (the legend's percentages)."""
+    `fate`: `amp.fp16_fate(grads, scale)` when already computed (the legend's percentages).
+    Each zone has its own hatch as well as its colour."""
     values = torch.log2(grads.double() * scale).float().numpy()
     fate = fate or amp.fp16_fate(grads, scale)
-    fig = Figure(figsize=(7.5, 3.4), layout="constrained")
+    fig = new_figure(8.5, 3.4)
     ax = fig.subplots()
-    ax.hist(values, bins=120, color="tab:blue", alpha=0.8)
-    ax.axvspan(min(values.min(), FP16_SUBNORMAL) - 2, FP16_SUBNORMAL - 1, color="tab:red", alpha=0.15,
-               label=f"becomes 0 in fp16 ({100 * fate['underflow']:.1f} %)")
-    ax.axvspan(FP16_SUBNORMAL - 1, FP16_NORMAL, color="tab:orange", alpha=0.15,
-               label=f"subnormal: few bits left ({100 * fate['subnormal']:.1f} %)")
-    ax.axvspan(FP16_MAX, max(values.max(), FP16_MAX) + 2, color="tab:purple", alpha=0.15,
-               label=f"overflows to inf ({100 * fate['overflow']:.2f} %)")
+    ax.hist(values, bins=120, color=BLUE, alpha=0.85, label="gradients (histogram)")
+    zones = ((min(values.min(), FP16_SUBNORMAL) - 2, FP16_SUBNORMAL - 1, VERMILLION, "///",
+              f"becomes 0 in fp16 ({100 * fate['underflow']:.1f} %)"),
+             (FP16_SUBNORMAL - 1, FP16_NORMAL, ORANGE, "...", f"subnormal: few bits left ({100 * fate['subnormal']:.1f} %)"),
+             (FP16_MAX, max(values.max(), FP16_MAX) + 2, PURPLE, "xxx", f"overflows to inf ({100 * fate['overflow']:.2f} %)"))
+    for low, high, color, hatch, label in zones:
+        ax.axvspan(low, high, facecolor=color, alpha=0.2, hatch=hatch, edgecolor=color, linewidth=0, label=label)
     ax.set(xlabel="log2(|activation gradient| × loss scale)", ylabel="count",
            title=f"Gradients stored in fp16 with loss scale 2^{torch.log2(torch.tensor(scale)).item():.0f}")
-    ax.legend(fontsize="small", loc="upper left")
-    ax.grid(alpha=0.3)
+    legend_right(ax)
     return fig
 
 

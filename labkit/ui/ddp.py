@@ -14,68 +14,76 @@ from matplotlib.figure import Figure
 from labkit.techniques import ddp
 from labkit.ui import figure_png, text_summary
 from labkit.ui.base import RunPanel
+from labkit.ui.style import BLUE, GREY, bar_style, lab_figure, legend_below, new_figure, series_style
 
 
+@lab_figure
 def plot_scaling(report) -> Figure:
-    """Images/s of each variant on the DDP card, with the perfect-scaling line at 2 × one rank."""
+    """Images/s of each variant on the DDP card (bars from 0), with the perfect-scaling line at 2 × one rank."""
     card, head = report.card, report.headline
-    fig = Figure(figsize=(8, 3.4), layout="constrained")
+    fig = new_figure(8, 0.45 * len(card.variants) + 2.2)
     ax = fig.subplots()
     names = card.variants
     values = [card.value(n, "images_per_s") for n in names]
-    colors = ["tab:blue", "tab:orange", "tab:gray", "tab:green"][:len(names)]
-    ax.barh(names[::-1], values[::-1], color=colors[::-1])
+    ys = range(len(names))
+    ax.barh(list(ys), values, color=BLUE, edgecolor="#333333", linewidth=0.5)
     ax.axvline(2 * head["throughput_1"], color="black", linestyle="--", linewidth=1,
                label="perfect scaling: 2 × one rank")
-    for y, v in enumerate(values[::-1]):
-        ax.annotate(f"{v:.0f}", (v, y), textcoords="offset points", xytext=(4, -3), fontsize=8)
-    ax.set(xlabel="training images / s (median of interleaved windows)",
-           title=f"Scaling efficiency {head['scaling_efficiency']:.2f}, communication {100 * head['comm_fraction']:.0f} % of a step")
+    for y, v in zip(ys, values):
+        ax.annotate(f"{v:.0f}", (v, y), textcoords="offset points", xytext=(4, 0), va="center", fontsize=8)
+    ax.set_yticks(list(ys), names)
+    ax.invert_yaxis()
+    ax.set(xlabel="training images / s (median of interleaved windows)", ylabel="configuration",
+           title=f"Training throughput: scaling efficiency {head['scaling_efficiency']:.2f}, "
+                 f"communication {100 * head['comm_fraction']:.0f} % of a step")
     ax.set_xlim(0, 1.15 * max(values + [2 * head["throughput_1"]]))
-    ax.legend(fontsize="small", loc="lower right")
-    ax.grid(alpha=0.3, axis="x")
+    ax.grid(axis="y", visible=False)
+    legend_below(fig)
     return fig
 
 
+@lab_figure
 def plot_comm_runs(runs: list[dict]) -> Figure:
-    """Images/s with and without all-reduce for every explorer run so far, newest last."""
-    fig = Figure(figsize=(8, 3.4), layout="constrained")
+    """Images/s with and without all-reduce for every explorer run so far, newest last (bars from 0)."""
+    fig = new_figure(8, 3.8)
     ax = fig.subplots()
     labels = [f"{r['ranks']} rank(s)\nbucket {r['bucket_cap_mb']:g} MB\naccum {r['accum']}" for r in runs]
     xs = range(len(runs))
-    ax.bar([x - 0.2 for x in xs], [r["images_per_s"] for r in runs], width=0.4, label="with all-reduce")
+    ax.bar([x - 0.2 for x in xs], [r["images_per_s"] for r in runs], width=0.4, label="with all-reduce",
+           **bar_style(0))
     ax.bar([x + 0.2 for x in xs], [r["images_per_s_no_comm"] for r in runs], width=0.4,
-           label="no_sync (no communication)", color="tab:gray")
+           label="no_sync (no communication)", **bar_style(1))
     for x, r in zip(xs, runs):
         ax.annotate(f"comm {100 * r['comm_fraction']:.0f} %", (x, r["images_per_s_no_comm"]),
-                    textcoords="offset points", xytext=(0, 4), ha="center", fontsize=8)
-    ax.set_xticks(list(xs), labels, fontsize=8)
-    ax.set(ylabel="training images / s", title="Throughput with and without gradient all-reduce")
-    ax.set_ylim(0, 1.35 * max(r["images_per_s_no_comm"] for r in runs))
-    ax.legend(fontsize="small", loc="upper left", ncols=2)
-    ax.grid(alpha=0.3, axis="y")
+                    textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7 if len(runs) > 4 else 8)
+    ax.set_xticks(list(xs), labels, fontsize=8 if len(runs) <= 5 else 6)
+    ax.set(xlabel="explorer run (oldest left)", ylabel="training images / s",
+           title="Throughput with and without gradient all-reduce")
+    ax.set_ylim(0, 1.2 * max(r["images_per_s_no_comm"] for r in runs))
+    ax.grid(axis="x", visible=False)
+    legend_below(fig, ncols=2)
     return fig
 
 
+@lab_figure
 def plot_pipeline(rows: list[dict]) -> Figure:
     """Measured idle share of the two pipeline ranks against GPipe's (S − 1)/(M + S − 1), and the step time."""
-    fig = Figure(figsize=(9, 3.2), layout="constrained")
+    fig = new_figure(9, 3.8)
     ax_idle, ax_time = fig.subplots(1, 2)
     m = [r["microbatches"] for r in rows]
-    ax_idle.plot(m, [100 * r["idle_rank0"] for r in rows], marker="o", label="rank 0 (first half) idle")
-    ax_idle.plot(m, [100 * r["idle_rank1"] for r in rows], marker="o", label="rank 1 (second half) idle")
-    ax_idle.plot(m, [100 * r["bubble_theory"] for r in rows], linestyle="--", color="black",
+    ax_idle.plot(m, [100 * r["idle_rank0"] for r in rows], label="rank 0 (first half) idle", **series_style(0))
+    ax_idle.plot(m, [100 * r["idle_rank1"] for r in rows], label="rank 1 (second half) idle", **series_style(1))
+    ax_idle.plot(m, [100 * r["bubble_theory"] for r in rows], linestyle=":", color=GREY, linewidth=1.4,
                  label="bubble, equal stages: 1/(M+1)")
     ax_idle.set(xscale="log", xlabel="micro-batches per step (M)", ylabel="idle share of the step (%)",
                 title="Idle share of each pipeline rank", ylim=(0, 100))
-    ax_time.plot(m, [r["step_ms"] for r in rows], marker="o", color="tab:green")
+    ax_time.plot(m, [r["step_ms"] for r in rows], label="step time", **series_style(2))
     ax_time.set(xscale="log", xlabel="micro-batches per step (M)", ylabel="ms per training step",
                 title="Step time (same batch of images, 2 ranks)", ylim=(0, 1.15 * max(r["step_ms"] for r in rows)))
     for ax in (ax_idle, ax_time):
         ax.minorticks_off()  # only the measured M values as ticks
         ax.set_xticks(m, [str(v) for v in m])
-        ax.grid(alpha=0.3)
-    ax_idle.legend(fontsize="small")
+    legend_below(fig, [ax_idle], ncols=3)
     return fig
 
 

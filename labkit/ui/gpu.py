@@ -5,45 +5,46 @@ from __future__ import annotations
 import ipywidgets as widgets
 import torch
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
+from matplotlib.ticker import NullLocator
 
 from labkit.techniques import gpu
 from labkit.ui import figure_png, text_summary
 from labkit.ui.base import Explorer
+from labkit.ui.style import lab_figure, legend_right, log_axis, new_figure, series_style
 
 
+@lab_figure
 def plot_batch_sweep(curves: dict[str, list[dict]]) -> Figure:
-    """Training images/s against batch size, one line per label (rows from `gpu.batch_sweep`)."""
-    fig = Figure(figsize=(6.5, 3.6), layout="constrained")
+    """Training images/s against batch size, one marked line per label (rows from `gpu.batch_sweep`);
+    both axes log, labelled at the batch sizes measured and at 1-2-5 steps of images/s."""
+    fig = new_figure(7.5, 3.6)
     ax = fig.subplots()
-    for label, rows in curves.items():
+    for i, (label, rows) in enumerate(curves.items()):
         rows = sorted(rows, key=lambda r: r["batch_size"])
-        ax.plot([r["batch_size"] for r in rows], [r["images_per_s"] for r in rows], marker="o", label=label)
-    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="training images / s",
-           title="Bigger batches keep the device busier")
+        ax.plot([r["batch_size"] for r in rows], [r["images_per_s"] for r in rows], label=label, **series_style(i))
     sizes = sorted({r["batch_size"] for rows in curves.values() for r in rows})
-    if sizes:
-        ax.set_xticks(sizes, [str(b) for b in sizes])
-        ax.xaxis.set_minor_locator(NullLocator())
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.grid(alpha=0.3, which="both")
+    log_axis(ax, "x", ticks=sizes or None)
+    ax.xaxis.set_minor_locator(NullLocator())  # only the measured sizes: no automatic ticks among them
+    log_axis(ax, "y", fmt="{:,.0f}")
+    ax.set(xlabel="batch size", ylabel="training images / s", title="Training throughput against batch size")
+    ax.grid(alpha=0.3, which="major")
     if curves:
-        ax.legend(fontsize="small")
+        legend_right(ax)
     return fig
 
 
+@lab_figure
 def plot_fraction_of_peak(points: list[dict], device: str) -> Figure:
-    """Fraction of the device's peak reached by n×n matmuls (rows from `gpu.matmul_sweep`)."""
-    fig = Figure(figsize=(6.5, 3.4), layout="constrained")
+    """Fraction of the device's peak reached by n×n matmuls (rows from `gpu.matmul_sweep`), axis from 0."""
+    fig = new_figure(6.5, 3.4)
     ax = fig.subplots()
     ns = [p["n"] for p in points]
-    ax.plot(ns, [100 * p["fraction_of_peak"] for p in points], marker="o", color="tab:red")
-    ax.set(xscale="log", xlabel="matrix size n (n×n @ n×n)", ylabel="% of the estimated fp32 peak",
-           title=f"How much of this {device.upper()} a matmul can use")
-    ax.set_xticks(ns, [str(n) for n in ns])
+    ax.plot(ns, [100 * p["fraction_of_peak"] for p in points], **series_style(3))
+    log_axis(ax, "x", ticks=ns)
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set(xlabel="matrix size n (n×n @ n×n)", ylabel="% of the estimated fp32 peak",
+           title=f"Share of this {device.upper()}'s estimated peak reached by a matmul")
     ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
     return fig
 
 

@@ -10,98 +10,144 @@ from __future__ import annotations
 import math
 
 import ipywidgets as widgets
+import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from labkit.techniques import hpo
 from labkit.ui import figure_png, text_summary
 from labkit.ui.base import Explorer
+from labkit.ui.style import GREEN, GREY, PURPLE, SKY, floor_marks, lab_figure, legend_below, new_figure, series_style
 
-COLORS = {"grid": "tab:grey", "random": "tab:blue", "tpe": "tab:orange", "tpe_pruned": "tab:green"}
+# one style per method (colour, dash, marker): curves that coincide stay tellable apart
+METHOD_STYLES = {"grid": series_style(6), "random": series_style(0), "tpe": series_style(1),
+                 "tpe_pruned": series_style(2)}
+FLOOR_PT = 6  # the y axis shows the top 6 points; anything lower is drawn on the floor, and said so
 
 
-def _ylim(ax, tops: list[float]) -> None:
-    """Zoom on the top few points: a diverged first trial (10 %) would flatten every curve."""
+def _floor(tops: list[float]) -> float | None:
+    """The y axis's floor: 6 points under the best top (a diverged first trial at 10 % would flatten
+    every curve); None without data."""
     tops = [t for t in tops if not math.isnan(t)]
-    if tops:
-        ax.set_ylim(max(tops) - 6, max(tops) + 0.8)
+    return max(tops) - FLOOR_PT if tops else None
 
 
+def _clip(values: list[float], floor: float | None) -> list[float]:
+    return list(values) if floor is None else [max(v, floor) for v in values]
+
+
+def _floor_note(ax, floor: float | None, clipped: bool) -> None:
+    """Say on the axes that lower values sit on its bottom edge (a zoom must not hide that lines go on)."""
+    if floor is None:
+        return
+    ax.set_ylim(floor - 0.3, None)
+    if clipped:
+        ax.annotate(f"▼ lower values drawn at {floor:.1f} %", (0.99, 0.02), xycoords="axes fraction", ha="right",
+                    va="bottom", fontsize=7, color=GREY)
+
+
+@lab_figure
 def plot_best_so_far(comp: hpo.Comparison, seeds: tuple[int, ...] | None = None, n_trials: int | None = None,
                      highlight: str | None = None) -> Figure:
     """Best validation accuracy so far, per method, against trials (left) and wall time (right).
-    One line per seed; the dotted line is grid's best − 0.5 point (the pruned_time_ratio's target)."""
+    Each method has its own colour, dash and marker; one thin line per seed and, against trials, the
+    median over seeds drawn thick. The dotted line is grid's best − 0.5 point (the pruned_time_ratio's
+    target). The y axis shows the top 6 points: lower values are drawn on its floor, marked ▼."""
     seeds = seeds or comp.cfg.seeds
-    fig = Figure(figsize=(11, 3.9), layout="constrained")
-    ax_n, ax_t = fig.subplots(1, 2)
-    tops = []
+    fig = new_figure(11, 4.4)
+    ax_n, ax_t = fig.subplots(1, 2, sharey=True)
+    curves = {m: {seed: hpo.best_so_far([r.value for r in by_seed[seed][:n_trials]]) for seed in seeds}
+              for m, by_seed in comp.runs.items()}
+    floor = _floor([b[-1] for per_seed in curves.values() for b in per_seed.values() if b])
+    clipped = any(v < floor for per_seed in curves.values() for b in per_seed.values() for v in b) if floor else False
     for method, by_seed in comp.runs.items():
-        for i, seed in enumerate(seeds):
-            recs = by_seed[seed][:n_trials]
-            best = hpo.best_so_far([r.value for r in recs])
-            thick = 2.4 if method == highlight else 1.4
-            alpha = 1.0 if highlight in (None, method) else 0.45
-            label = method if i == 0 else None
-            ax_n.step(range(1, len(recs) + 1), best, where="post", color=COLORS.get(method), lw=thick,
-                      alpha=alpha, label=label)
-            ax_t.step([r.wall_s for r in recs], best, where="post", color=COLORS.get(method), lw=thick,
-                      alpha=alpha, label=label)
-            tops.append(best[-1] if best else math.nan)
+        style = METHOD_STYLES.get(method, series_style(len(METHOD_STYLES)))
+        faded = highlight not in (None, method)
+        alpha = 0.35 if faded else 1.0
+        for seed in seeds:
+            recs, best = by_seed[seed][:n_trials], curves[method][seed]
+            thin = dict(color=style["color"], linestyle=style["linestyle"], lw=1.0, alpha=0.5 * alpha)
+            ax_n.step(range(1, len(recs) + 1), _clip(best, floor), where="post", **thin)
+            ax_t.step([r.wall_s for r in recs], _clip(best, floor), where="post", **thin)
+            if recs:  # each seed's search ends at its marker
+                ax_t.plot(recs[-1].wall_s, _clip(best, floor)[-1], marker=style["marker"], color=style["color"],
+                          alpha=alpha, linestyle="none")
+        lengths = [len(b) for b in curves[method].values() if b]
+        if lengths:
+            n = min(lengths)
+            median = np.median([b[:n] for b in curves[method].values() if b], axis=0)
+            ax_n.step(range(1, n + 1), _clip(median, floor), where="post", color=style["color"],
+                      linestyle=style["linestyle"], lw=2.6 if method == highlight else 1.8, alpha=alpha)
+            ax_n.plot(range(1, n + 1), _clip(median, floor), linestyle="none", marker=style["marker"],
+                      markevery=max(1, n // 8), color=style["color"], alpha=alpha)
+            floor_marks(ax_n, range(1, n + 1), median, floor, style["color"])
+    handles = [Line2D([], [], color=METHOD_STYLES.get(m, series_style(4))["color"],
+                      linestyle=METHOD_STYLES.get(m, series_style(4))["linestyle"],
+                      marker=METHOD_STYLES.get(m, series_style(4))["marker"], label=m) for m in comp.runs]
+    if len(seeds) > 1:
+        handles.append(Line2D([], [], color=GREY, lw=1.0, alpha=0.6, label="thin: one seed; thick: median of seeds"))
     if "grid" in comp.runs and len(seeds) == 1:
         target = hpo.best_value(comp.runs["grid"][seeds[0]]) - hpo.WITHIN_PT
         for ax in (ax_n, ax_t):
-            ax.axhline(target, color="black", linestyle=":", lw=1, label="grid's best − 0.5")
-    seed_note = f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds, one line each"
-    ax_n.set(xlabel="trial", ylabel="best validation accuracy so far (%)", title=f"Against trials ({seed_note})")
-    ax_t.set(xlabel="wall time since the search started (s)", title="Against wall time (same epoch budget)")
+            ax.axhline(max(target, floor or target), color="black", linestyle=":", lw=1)
+        handles.append(Line2D([], [], color="black", linestyle=":", lw=1, label="grid's best − 0.5"))
+    seed_note = f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds"
+    ax_n.set(xlabel="trial", ylabel="best validation accuracy so far (%)",
+             title=f"Best so far against trials ({seed_note})")
+    ax_t.set(xlabel="wall time since the search started (s)",
+             title="Best so far against wall time (same epoch budget)")
     for ax in (ax_n, ax_t):
-        _ylim(ax, tops)
-        ax.grid(alpha=0.3)
-    ax_n.legend(fontsize=8, loc="lower right")
+        _floor_note(ax, floor, clipped)
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6))
     return fig
 
 
+@lab_figure
 def plot_trial_curves(records: list[hpo.TrialRecord], title: str = "") -> Figure:
-    """Validation accuracy after each epoch for every trial: finished trials in colour, stopped ones grey."""
-    fig = Figure(figsize=(6, 3.6), layout="constrained")
+    """Validation accuracy after each epoch for every trial: finished trials solid with dots, stopped ones
+    grey, dashed, with crosses. The y axis shows the top 25 points; lower values sit on its floor (▼)."""
+    fig = new_figure(7.5, 3.8)
     ax = fig.subplots()
+    finished = [v for r in records for v in r.curve]
+    floor = max(0.0, max(finished) - 25) if finished else None
     for r in records:
         epochs = range(1, r.epochs + 1)
         if r.pruned:
-            ax.plot(epochs, r.curve, color="grey", alpha=0.5, lw=1, marker="x", ms=3)
+            ax.plot(epochs, _clip(r.curve, floor), color=GREY, alpha=0.6, lw=1, linestyle="--", marker="x", ms=3)
         else:
-            ax.plot(epochs, r.curve, color="tab:green", alpha=0.8, lw=1.2, marker="o", ms=3)
+            ax.plot(epochs, _clip(r.curve, floor), color=GREEN, alpha=0.8, lw=1.2, marker="o", ms=3)
     stopped = sum(r.pruned for r in records)
-    ax.plot([], [], color="grey", marker="x", label=f"stopped early ({stopped})")
-    ax.plot([], [], color="tab:green", marker="o", label=f"finished ({len(records) - stopped})")
-    finished = [v for r in records for v in r.curve]
+    ax.plot([], [], color=GREY, linestyle="--", marker="x", label=f"stopped early ({stopped})")
+    ax.plot([], [], color=GREEN, marker="o", label=f"finished ({len(records) - stopped})")
     if finished:
-        ax.set_ylim(max(0, max(finished) - 25), max(finished) + 2)
+        ax.set_ylim(None, max(finished) + 2)
+        _floor_note(ax, floor, any(v < floor for v in finished))
     ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title=title or "Every trial's learning curve")
-    ax.legend(fontsize=8, loc="lower right")
-    ax.grid(alpha=0.3)
+    legend_below(fig, ncols=2)
     return fig
 
 
+@lab_figure
 def plot_importance(importances: dict[str, float], spreads: dict[str, float] | None = None,
                     title: str = "Which hyperparameters matter") -> Figure:
     """Optuna's importance (share of 1) and, if given, the ablation's spread (points) per hyperparameter."""
     names = list(importances)
     panels = 2 if spreads else 1
-    fig = Figure(figsize=(4.6 * panels, 0.5 * len(names) + 1.8), layout="constrained")
-    axes = fig.subplots(1, panels, squeeze=False)[0]
-    bars = axes[0].barh(names, [importances[n] for n in names], color="tab:purple")
+    fig = new_figure(4.8 * panels + 0.6, 0.5 * len(names) + 2.0)
+    axes = fig.subplots(1, panels, squeeze=False, sharey=True)[0]
+    bars = axes[0].barh(names, [importances[n] for n in names], color=PURPLE, edgecolor="#333333", linewidth=0.5)
     axes[0].bar_label(bars, fmt="%.2f", padding=3, fontsize=8)
-    axes[0].set(xlabel="importance (PED-ANOVA, sums to 1)", title=title, xlim=(0, 1.12))
+    axes[0].set(xlabel="importance (PED-ANOVA, sums to 1)", ylabel="hyperparameter", title=title, xlim=(0, 1.15))
     if spreads:
-        bars = axes[1].barh(names, [spreads[n] for n in names], color="tab:cyan")
+        bars = axes[1].barh(names, [spreads[n] for n in names], color=SKY, edgecolor="#333333", linewidth=0.5)
         axes[1].bar_label(bars, fmt="%.1f pt", padding=3, fontsize=8)
         axes[1].set_xscale("symlog", linthresh=1)  # the learning rate's spread dwarfs the others
         axes[1].set_xlim(0, max(spreads.values()) * 4 + 1)
-        axes[1].set(xlabel="accuracy spread, one at a time (points, log scale)",
+        axes[1].set(xlabel="accuracy spread, one at a time (points, log above 1)",
                     title="Ablation around the best setting")
+    axes[0].invert_yaxis()
     for ax in axes:
-        ax.invert_yaxis()
-        ax.grid(axis="x", alpha=0.3)
+        ax.grid(axis="y", visible=False)
     return fig
 
 

@@ -11,36 +11,39 @@ from labkit.data import Splits
 from labkit.techniques import pruning
 from labkit.ui import figure_png, text_summary
 from labkit.ui.base import Explorer
+from labkit.ui.style import GREY, lab_figure, legend_right, new_figure, series_style
 
 
+@lab_figure
 def plot_sparsity_curve(curve: pd.DataFrame, marks: dict[str, tuple[float, float]] | None = None,
                         baseline_acc: float | None = None) -> Figure:
     """Test accuracy against sparsity (layer-wise and global, no fine-tuning), with optional marked points."""
-    fig = Figure(figsize=(6.5, 3.6), layout="constrained")
+    fig = new_figure(7.8, 3.6)
     ax = fig.subplots()
-    for column, style in (("layer-wise", "o-"), ("global", "s-")):
-        ax.plot(100 * curve["sparsity"], 100 * curve[column], style, label=f"{column} (no fine-tuning)")
+    for i, column in enumerate(("layer-wise", "global")):
+        ax.plot(100 * curve["sparsity"], 100 * curve[column], label=f"{column} (no fine-tuning)", **series_style(i))
     if baseline_acc is not None:
-        ax.axhline(100 * baseline_acc, color="grey", linestyle="--", linewidth=1, label="dense")
-    for label, (s, acc) in (marks or {}).items():
-        ax.plot([100 * s], [100 * acc], "*", markersize=14, label=label)
+        ax.axhline(100 * baseline_acc, color=GREY, linestyle="--", linewidth=1, label="dense")
+    for i, (label, (s, acc)) in enumerate((marks or {}).items()):
+        style = series_style(i)
+        ax.plot([100 * s], [100 * acc], marker="*" if i == 0 else "P", markersize=13, color=style["color"],
+                markeredgecolor="black", linestyle="none", label=label)
     ax.set(xlabel="sparsity (% of weights set to zero)", ylabel="test accuracy (%)",
-           title="Accuracy after magnitude pruning", ylim=(0, 100))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="lower left")
+           title="Test accuracy after magnitude pruning", ylim=(0, 100))
+    legend_right(ax)
     return fig
 
 
+@lab_figure
 def plot_sensitivity(scan: pd.DataFrame) -> Figure:
     """One line per layer: accuracy when only that layer is pruned to each amount."""
-    fig = Figure(figsize=(6.5, 3.6), layout="constrained")
+    fig = new_figure(7.8, 3.6)
     ax = fig.subplots()
-    for name, row in scan.iterrows():
-        ax.plot([100 * a for a in scan.columns], [100 * v for v in row.values], "o-", label=name)
+    for i, (name, row) in enumerate(scan.iterrows()):
+        ax.plot([100 * a for a in scan.columns], [100 * v for v in row.values], label=name, **series_style(i))
     ax.set(xlabel="sparsity of this one layer (%)", ylabel="test accuracy (%)",
-           title="Per-layer sensitivity (others kept dense)")
-    ax.grid(alpha=0.3)
-    ax.legend(title="pruned layer", fontsize="small")
+           title="Test accuracy with one layer pruned (others kept dense)")
+    legend_right(ax, title="pruned layer")
     return fig
 
 

@@ -11,111 +11,136 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
+from labkit.errors import check_number
 from labkit.techniques import schedules
 from labkit.ui import figure_png, text_summary
 from labkit.ui.base import Explorer
+from labkit.ui.style import BLUE, GREY, VERMILLION, floor_marks, lab_figure, legend_right, log_axis, new_figure, series_style
 
 
 # ----------------------------------------------------------------------------- plots
+@lab_figure
 def plot_lr_traces(traces: dict[str, list[float]], steps_per_epoch: int, title: str = "Learning rate per batch") -> Figure:
-    """One line per schedule: the rate each batch trained with, against epochs."""
-    fig = Figure(figsize=(8.5, 3.4), layout="constrained")
+    """One line per schedule: the rate each batch trained with, against epochs (own colour, dash, marker)."""
+    fig = new_figure(9.5, 3.4)
     ax = fig.subplots()
-    for name, rates in traces.items():
+    for i, (name, rates) in enumerate(traces.items()):
         x = np.arange(len(rates)) / steps_per_epoch
-        ax.plot(x, rates, label=name, linewidth=1.8)
+        ax.plot(x, rates, label=name, linewidth=1.8, **series_style(i, len(rates)))
     ax.set(xlabel="epoch", ylabel="learning rate", title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    legend_right(ax)
     return fig
 
 
+@lab_figure
 def plot_range_tests(tests: list[schedules.RangeTest], labels: list[str]) -> Figure:
     """Smoothed loss against the rate (log axis) for each range test, its suggestion marked."""
-    fig = Figure(figsize=(7.5, 3.8), layout="constrained")
+    fig = new_figure(8.8, 3.8)
     ax = fig.subplots()
-    for test, label in zip(tests, labels):
-        line, = ax.plot(test.lrs, test.smoothed, linewidth=1.5, label=f"{label}: suggests {test.suggested_lr:.2g}")
-        ax.axvline(test.suggested_lr, color=line.get_color(), linestyle=":", linewidth=1)
-        ax.plot(test.lrs, test.losses, color=line.get_color(), alpha=0.15, linewidth=0.8)
+    for i, (test, label) in enumerate(zip(tests, labels)):
+        style = series_style(i, len(test.lrs))
+        ax.plot(test.lrs, test.smoothed, linewidth=1.5, label=f"{label}: suggests {test.suggested_lr:.2g}", **style)
+        ax.axvline(test.suggested_lr, color=style["color"], linestyle=":", linewidth=1)
+        ax.plot(test.lrs, test.losses, color=style["color"], alpha=0.15, linewidth=0.8)
     first = min(min(t.smoothed) for t in tests)
     start = max(t.smoothed[0] for t in tests)
-    ax.set(xscale="log", xlabel="learning rate (grows every batch)", ylabel="training loss (smoothed; raw faint)",
-           title="LR range test: one curve per seed, dotted = suggested rate", ylim=(0.8 * first, 1.6 * start))
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize="small")
+    log_axis(ax, "x", fmt="{:g}")
+    ax.set(xlabel="learning rate (grows every batch)", ylabel="training loss (smoothed; raw faint)",
+           title="LR range test: loss against learning rate, one curve per seed (dotted: suggested rate)",
+           ylim=(0.8 * first, 1.6 * start))
+    legend_right(ax)
     return fig
 
 
+@lab_figure
 def plot_seed_curves(summaries: dict[str, schedules.SeedSummary], target_acc: float | None = None,
                      title: str = "Test accuracy (mean over seeds, band = min to max)") -> Figure:
-    """Test accuracy per epoch for each variant: the mean over seeds and the min–max band."""
-    fig = Figure(figsize=(9, 3.8), layout="constrained")
+    """Test accuracy per epoch for each variant: the mean over seeds (own colour, dash and marker) and the
+    min–max band. The y axis zooms on the last epochs, where schedules differ; earlier, lower values are
+    drawn on its floor (▼) so no line is cut off."""
+    fig = new_figure(10, 3.9)
     ax = fig.subplots()
-    for name, summary in summaries.items():
+    lows = [100 * f.history["test_acc"].iloc[min(2, len(f.history) - 1)] for s in summaries.values() for f in s.fits
+            if len(f.history)]
+    floor = max(0.0, min(lows) - 2) if lows else 0.0
+    clipped = False
+    for i, (name, summary) in enumerate(summaries.items()):
         accs = np.array([100 * f.history["test_acc"].to_numpy() for f in summary.fits if len(f.history) == summary.budget])
         if not len(accs):
             continue
         epochs = np.arange(1, accs.shape[1] + 1)
-        line, = ax.plot(epochs, accs.mean(0), marker="o", markersize=3, label=name)
-        ax.fill_between(epochs, accs.min(0), accs.max(0), color=line.get_color(), alpha=0.12)
+        style = series_style(i)
+        mean = accs.mean(0)
+        clipped |= bool((accs.min(0) < floor).any())
+        ax.plot(epochs, np.maximum(mean, floor), label=name, markersize=4, **style)
+        floor_marks(ax, epochs, mean, floor, style["color"])
+        ax.fill_between(epochs, np.maximum(accs.min(0), floor), np.maximum(accs.max(0), floor), color=style["color"],
+                        alpha=0.12)
     if target_acc is not None:
-        ax.axhline(100 * target_acc, color="grey", linestyle="--", linewidth=1, label="target")
+        ax.axhline(100 * target_acc, color=GREY, linestyle="--", linewidth=1, label="target")
     ax.set(xlabel="epoch", ylabel="test accuracy (%)", title=title)
-    lows = [100 * f.history["test_acc"].iloc[min(2, len(f.history) - 1)] for s in summaries.values() for f in s.fits]
-    ax.set_ylim(bottom=max(0, min(lows) - 2))  # the first epochs are far below: zoom on where schedules differ
+    ax.set_ylim(bottom=floor - 0.5)
+    if clipped:
+        ax.annotate(f"▼ lower values drawn at {floor:.0f} %", (0.99, 0.02), xycoords="axes fraction", ha="right",
+                    va="bottom", fontsize=7, color=GREY)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    legend_right(ax)
     return fig
 
 
+@lab_figure
 def plot_epochs_vs_target(curves: dict[str, list[dict]], budget: int) -> Figure:
     """Mean epochs to reach each target accuracy (from `schedules.epochs_vs_target`; never reached:
     budget + 1, drawn hollow)."""
-    fig = Figure(figsize=(9, 3.6), layout="constrained")
+    fig = new_figure(10, 3.7)
     ax = fig.subplots()
-    for name, points in curves.items():
-        line, = ax.plot([100 * p["target"] for p in points], [p["epochs"] for p in points], label=name)
+    for i, (name, points) in enumerate(curves.items()):
+        style = series_style(i)
+        ax.plot([100 * p["target"] for p in points], [p["epochs"] for p in points], label=name,
+                color=style["color"], linestyle=style["linestyle"])
         for p in points:
-            ax.plot(100 * p["target"], p["epochs"], "o", color=line.get_color(),
-                    markerfacecolor="white" if p["censored"] else line.get_color())
-    ax.axhline(budget, color="grey", linestyle="--", linewidth=1, label=f"budget ({budget} epochs)")
+            ax.plot(100 * p["target"], p["epochs"], marker=style["marker"], color=style["color"], linestyle="none",
+                    markerfacecolor="white" if p["censored"] else style["color"])
+    ax.axhline(budget, color=GREY, linestyle="--", linewidth=1, label=f"budget ({budget} epochs)")
+    ax.plot([], [], marker="o", color=GREY, markerfacecolor="white", linestyle="none",
+            label="hollow: some seed never got there\n(counted as budget + 1)")
     ax.set(xlabel="target test accuracy (%)", ylabel="epochs to reach it (mean over seeds)",
-           title="Epochs to target (hollow: some seed never got there, counted as budget + 1)")
+           title="Epochs to reach each target accuracy")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    legend_right(ax)
     return fig
 
 
+@lab_figure
 def plot_lr_sweep(sweep: dict[float, schedules.SeedSummary], num_classes: int) -> Figure:
-    """Final accuracy and epochs to target against a constant rate, each seed a dot; diverged runs in red."""
-    fig = Figure(figsize=(9, 3.4), layout="constrained")
+    """Final accuracy and epochs to target against a constant rate, each seed a dot; diverged runs as ×."""
+    fig = new_figure(10, 3.9)
     ax_acc, ax_ep = fig.subplots(1, 2)
     for lr, summary in sweep.items():
         for f, epochs in zip(summary.fits, summary.epochs):
             bad = schedules.diverged(f, num_classes)
-            color = "tab:red" if bad else "tab:blue"
-            ax_acc.plot(lr, 100 * f.final_acc, "o", color=color, alpha=0.7)
-            ax_ep.plot(lr, epochs, "o", color=color, alpha=0.7)
+            mark = dict(marker="x", color=VERMILLION) if bad else dict(marker="o", color=BLUE, alpha=0.6)
+            ax_acc.plot(lr, 100 * f.final_acc, linestyle="none", **mark)
+            ax_ep.plot(lr, epochs, linestyle="none", **mark)
     lrs = list(sweep)
     means = [s.row() for s in sweep.values()]  # means over seeds
-    ax_acc.plot(lrs, [100 * m["accuracy"] for m in means], color="tab:blue", linewidth=1)
-    ax_ep.plot(lrs, [m["epochs_to_target"] for m in means], color="tab:blue", linewidth=1)
+    ax_acc.plot(lrs, [100 * m["accuracy"] for m in means], color=BLUE, linewidth=1)
+    ax_ep.plot(lrs, [m["epochs_to_target"] for m in means], color=BLUE, linewidth=1)
     budget = next(iter(sweep.values())).budget
-    ax_ep.axhline(budget + 1, color="grey", linestyle="--", linewidth=1)
+    ax_ep.axhline(budget + 1, color=GREY, linestyle="--", linewidth=1)
     ax_ep.annotate("never reached (budget + 1)", xy=(0.02, budget + 1), xycoords=("axes fraction", "data"),
                    xytext=(0, -4), textcoords="offset points", fontsize=8, va="top")
     ax_acc.set(xscale="log", xlabel="constant learning rate", ylabel="final test accuracy (%)",
-               title="Where training ends (red: diverged)")
+               title="Final test accuracy")
     ax_ep.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax_ep.set(xscale="log", xlabel="constant learning rate", ylabel="epochs to target",
-              title="How fast it gets there")
+              title="Epochs to target")
     for ax in (ax_acc, ax_ep):
         ax.set_xticks(lrs, [f"{lr:g}" for lr in lrs])  # label the rates tried, not powers of ten
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.grid(alpha=0.3)
+    ax_acc.plot([], [], marker="o", color=BLUE, linestyle="-", label="one seed (line: mean over seeds)")
+    ax_acc.plot([], [], marker="x", color=VERMILLION, linestyle="none", label="diverged")
+    fig.legend(*ax_acc.get_legend_handles_labels(), loc="outside lower center", ncols=2)
     return fig
 
 
@@ -156,7 +181,11 @@ class ScheduleExplorer(Explorer):
         self.attempt(self._draw)
         return self.summary
 
+    MAX_BATCHES_PER_EPOCH = 1000  # the trace steps a scheduler once per batch: 40 epochs × 1000 take ~2 s
+
     def _draw(self) -> None:
+        check_number("batches / epoch", self.steps_per_epoch.value, low=1, high=self.MAX_BATCHES_PER_EPOCH,
+                     integer=True, hint="the shape of the schedule is the same at any count")
         settings = dict(lr=self.lr.value, epochs=self.epochs.value, steps_per_epoch=self.steps_per_epoch.value,
                         warmup_epochs=self.warmup_epochs.value)
         rates = schedules.lr_trace(self.schedule.value, step_per=self.step_per.value, **settings)

@@ -16,92 +16,120 @@ from matplotlib.figure import Figure
 from labkit.techniques import speedrun as sr
 from labkit.ui import figure_png, text_summary
 from labkit.ui.base import RunPanel
+from labkit.ui.style import (BLUE, GREY, VERMILLION, dots, floor_marks, gap, lab_figure, legend_right, log_axis, new_figure,
+                             series_style)
 
 
+@lab_figure
 def plot_runs(entries: list[dict], target_acc: float) -> Figure:
-    """Test accuracy against training seconds (the clock of time to target), one line per run."""
-    fig = Figure(figsize=(8.5, 3.6), layout="constrained")
+    """Test accuracy against training seconds (the clock of time to target), one styled line per run.
+    The y axis starts 25 points under the target at most; lower values are drawn on its floor (▼)."""
+    fig = new_figure(9.5, 3.8)
     ax = fig.subplots()
-    for e in entries:
-        hist = e["history"]
-        if len(hist):
-            line, = ax.plot(hist["train_time_s"], 100 * hist["test_acc"], marker=".", label=f"#{e['run']} {e['label']}")
-            if e["time_to_target_s"] is not None:  # circle the evaluation that first reached the target
-                hit = hist[hist["train_time_s"] == e["time_to_target_s"]]
-                ax.plot(hit["train_time_s"], 100 * hit["test_acc"], marker="o", markersize=10, mfc="none",
-                        color=line.get_color())
-    ax.axhline(100 * target_acc, color="grey", linestyle="--", linewidth=1, label="target")
-    ax.set(xlabel="training seconds (evaluation off the clock)", ylabel="test accuracy (%)",
-           title="Every run so far: the circle marks time to target")
     accs = [100 * e["history"]["test_acc"] for e in entries if len(e["history"])]
     low, high = (min(a.min() for a in accs), max(a.max() for a in accs)) if accs else (50, 100)
-    ax.set_ylim(max(low - 2, 100 * target_acc - 25), min(100, max(high, 100 * target_acc) + 2))
-    ax.grid(alpha=0.3)
+    floor = max(low - 2, 100 * target_acc - 25)
+    for i, e in enumerate(entries):
+        hist = e["history"]
+        if len(hist):
+            style = series_style(i, len(hist))
+            ax.plot(hist["train_time_s"], np.maximum(100 * hist["test_acc"], floor), label=f"#{e['run']} {e['label']}",
+                    markersize=4, **style)
+            floor_marks(ax, hist["train_time_s"], 100 * hist["test_acc"], floor, style["color"])
+            if e["time_to_target_s"] is not None:  # circle the evaluation that first reached the target
+                hit = hist[hist["train_time_s"] == e["time_to_target_s"]]
+                ax.plot(hit["train_time_s"], 100 * hit["test_acc"], marker="o", markersize=11, mfc="none",
+                        color=style["color"], linestyle="none")
+    ax.axhline(100 * target_acc, color=GREY, linestyle="--", linewidth=1, label="target")
     if entries:
-        ax.legend(fontsize=7, loc="lower right")
+        ax.plot([], [], marker="o", markersize=11, mfc="none", color=GREY, linestyle="none",
+                label="circle: first evaluation at target")
+    ax.set(xlabel="training seconds (evaluation off the clock)", ylabel="test accuracy (%)",
+           title="Test accuracy against training seconds, every run so far")
+    ax.set_ylim(floor - 0.5, min(100, max(high, 100 * target_acc) + 2))
+    if low < floor:
+        ax.annotate(f"▼ lower values drawn at {floor:.0f} %", (0.99, 0.02), xycoords="axes fraction", ha="right",
+                    va="bottom", fontsize=7, color=GREY)
+    if entries:
+        legend_right(ax)
     return fig
 
 
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+@lab_figure
 def plot_ablation(gains: list[dict], target_acc: float) -> Figure:
-    """Left: time to target per ablation row (mean ± std over seeds; 'not reached' written in).
-    Right: final test accuracy per row. Skipped rows are labelled with 'skipped'."""
-    fig = Figure(figsize=(11, 3.8), layout="constrained")
-    ax_t, ax_a = fig.subplots(1, 2)
+    """Left: time to target per ablation row, bars from 0 (mean ± std over seeds); a row some seeds missed
+    is hatched and hollow, a row no seed finished or that was skipped is a labelled gap.
+    Right: final test accuracy per row as a dot plot (mean ± std): the rows differ by a point or two."""
+    fig = new_figure(11.5, 0.42 * len(gains) + 2.2)
+    ax_t, ax_a = fig.subplots(1, 2, sharey=True)
     names = [g["variant"] for g in gains]
     ys = np.arange(len(gains))
     for y, g in zip(ys, gains):
         if g.get("skipped"):
-            ax_t.annotate("skipped on this device", (0, y), xytext=(4, -3), textcoords="offset points",
-                          fontsize=8, color="grey")
+            gap(ax_t, y, "skipped on this device")
+            gap(ax_a, y, "skipped")
             continue
         t = g["time_to_target_s"]
-        if t is None or (isinstance(t, float) and math.isnan(t)):
-            ax_t.annotate("target not reached", (0, y), xytext=(4, -3), textcoords="offset points", fontsize=8,
-                          color="tab:red")
+        if _missing(t):
+            gap(ax_t, y, "target not reached")
         else:
-            ax_t.barh(y, t, xerr=g["ttt_std_s"], capsize=3, color="tab:blue")
+            got, runs = (int(v) for v in g["reached"].split("/"))
+            partial = got != runs
+            ax_t.barh(y, t, xerr=g["ttt_std_s"], capsize=3, color="white" if partial else BLUE,
+                      hatch="///" if partial else "", edgecolor=BLUE, linewidth=1)
             gain = g.get("marginal_gain")
             label = f"{t:.1f} s" + (f"  ({gain:.2f}× vs row above)" if gain else "")
-            if g["reached"].split("/")[0] != g["reached"].split("/")[1]:
-                label += f", {g['reached']} seeds reached it"
-            ax_t.annotate(label, (t + g["ttt_std_s"], y), xytext=(4, -3), textcoords="offset points", fontsize=8)
-        ax_a.barh(y, 100 * g["accuracy"], xerr=g["acc_std_pt"], capsize=3, color="tab:green")
-    for ax in (ax_t, ax_a):
-        ax.set_yticks(ys, names)
-        ax.invert_yaxis()
-        ax.grid(axis="x", alpha=0.3)
+            if partial:
+                label += f", only {got} of {runs} seeds reached it"
+            ax_t.annotate(label, (t + g["ttt_std_s"], y), xytext=(4, 0), textcoords="offset points", va="center",
+                          fontsize=8)
+        dots(ax_a, [y], [100 * g["accuracy"]], [g["acc_std_pt"]], i=2)
+    ax_t.set_yticks(ys, names)
+    ax_t.invert_yaxis()
     longest = max([g["time_to_target_s"] + g["ttt_std_s"] for g in gains
-                   if not g.get("skipped") and g["time_to_target_s"] is not None
-                   and not math.isnan(g["time_to_target_s"])] or [1])
+                   if not g.get("skipped") and not _missing(g["time_to_target_s"])] or [1])
     ax_t.set_xlim(0, longest * 2.3)  # room for the labels
-    ax_t.set(xlabel="seconds to target (mean ± std over seeds)",
-             title=f"Time to {100 * target_acc:.0f} % test accuracy, switches added top to bottom")
+    ax_t.set(xlabel="seconds to target (mean ± std over seeds)", ylabel="switches added top to bottom",
+             title=f"Time to {100 * target_acc:.0f} % test accuracy")
     accs = [100 * g["accuracy"] for g in gains if not g.get("skipped")]
-    ax_a.axvline(100 * target_acc, color="grey", linestyle="--", linewidth=1)
-    ax_a.set_xlim(min(accs + [100 * target_acc]) - 3, max(accs) + 2)
-    ax_a.set(xlabel="test accuracy at the end of the budget (%)", title="Final accuracy")
+    ax_a.axvline(100 * target_acc, color=GREY, linestyle="--", linewidth=1)
+    ax_a.annotate("target", (100 * target_acc, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -2),
+                  textcoords="offset points", va="top", fontsize=7, color=GREY)
+    ax_a.set_xlim(min(accs + [100 * target_acc]) - 2, max(accs) + 2)
+    ax_a.set(xlabel="test accuracy at the end of the budget (%, axis starts near the data)",
+             title="Final test accuracy (mean ± std)")
+    for ax in (ax_t, ax_a):
+        ax.grid(axis="y", visible=False)
     return fig
 
 
+@lab_figure
 def plot_claim(table: pd.DataFrame) -> Figure:
     """Measured time to target against the formula's prediction (log-log); unreached runs on the top edge."""
-    fig = Figure(figsize=(6.2, 4.4), layout="constrained")
+    fig = new_figure(7.6, 4.4)
     ax = fig.subplots()
     ok = table.dropna(subset=["time_to_target_s"])
     missed = table[table["time_to_target_s"].isna()]
-    for width, part in ok.groupby("width"):
+    for i, (width, part) in enumerate(ok.groupby("width")):
+        style = series_style(i)
         ax.scatter(part["predicted_s"], part["time_to_target_s"], s=20 + part["batch_size"] / 8, alpha=0.8,
+                   color=style["color"], marker=style["marker"],
                    label=f"MLP width {width} ({int(part['params'].iloc[0]):,} params)")
     lo = min(table["predicted_s"].min(), ok["time_to_target_s"].min() if len(ok) else 1) / 2
     hi = max(table["predicted_s"].max(), ok["time_to_target_s"].max() if len(ok) else 1) * 2
     if len(missed):
-        ax.scatter(missed["predicted_s"], [hi / 1.3] * len(missed), marker="x", color="tab:red",
-                   label="never reached the target")
-    ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--", linewidth=1, label="measured = predicted")
-    ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel="predicted by c·params/(lr·batch) (s)",
-           ylabel="measured time to target (s)", title="The claim vs the measurement\n(marker size: batch size)")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
+        ax.scatter(missed["predicted_s"], [hi / 1.3] * len(missed), marker="x", color=VERMILLION,
+                   label="never reached the target (drawn at the top)")
+    ax.plot([lo, hi], [lo, hi], color=GREY, linestyle="--", linewidth=1, label="measured = predicted")
+    log_axis(ax, "x")
+    log_axis(ax, "y")
+    ax.set(xlim=(lo, hi), ylim=(lo, hi), xlabel="predicted by c·params/(lr·batch) (s)",
+           ylabel="measured time to target (s)", title="Measured against predicted time to target\n(marker size: batch size)")
+    legend_right(ax)
     return fig
 
 
