@@ -6,12 +6,29 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST := $(BIN)/python -m pytest
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: lab demo test unit notebooks browser system data bench report clean
+.PHONY: lab demo test test-widgets7 unit notebooks browser system data bench report clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[lab,dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[course]'  # nbgrader (+2 small packages): tests/test_course.py
 	@touch $(STAMP)
+
+# The kernel-side code under ipywidgets 7.7.1 (what Colab ships): every notebook in smoke mode, in its
+# own venv with the same pins but ipywidgets 7. Not part of `make test` (its time budget); .ci/run calls it.
+W7       := .venv-w7
+W7_STAMP := $(W7)/.installed-stamp
+$(W7_STAMP): pyproject.toml constraints.txt
+	@test -x $(W7)/bin/python || $(PYTHON) -m venv $(W7)
+	grep -v -E '^(ipywidgets|widgetsnbextension|jupyterlab_widgets)==' constraints.txt > $(W7)/constraints.txt
+	printf 'ipywidgets==7.7.1\nwidgetsnbextension==3.6.10\njupyterlab_widgets==1.1.11\nipython_genutils==0.2.0\nnotebook==7.6.5\n' >> $(W7)/constraints.txt
+	$(W7)/bin/pip install --quiet -c $(W7)/constraints.txt -e '.[lab,dev]'
+	@touch $(W7_STAMP)
+
+test-widgets7: $(W7_STAMP)
+	$(W7)/bin/python -c "import ipywidgets; assert ipywidgets.__version__ == '7.7.1', ipywidgets.__version__"
+	LABKIT_MODE=smoke $(W7)/bin/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
+	  -q -p no:cacheprovider notebooks
 
 # Debian packages: Chromium for the browser test, the original Fashion-MNIST for `labkit data build`.
 system:
@@ -60,4 +77,4 @@ report: $(STAMP)
 	$(BIN)/labkit report
 
 clean:
-	rm -rf $(VENV) results test-artifacts
+	rm -rf $(VENV) $(W7) results test-artifacts

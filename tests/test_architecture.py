@@ -20,8 +20,8 @@ LAYERS = [
     {"labkit.train"},
     {"labkit.techniques"},
     {"labkit.exercises", "labkit.ui"},
-    {"labkit.doctor", "labkit.report", "labkit.coursemap"},
-    {"labkit.cli"},
+    {"labkit.doctor", "labkit.report", "labkit.coursemap", "labkit.course"},
+    {"labkit.cli", "labkit.__main__"},
 ]
 LAZY_OK = {"labkit.cli"}
 

@@ -114,3 +114,12 @@ def test_tensorflow_page_links_to_real_notebook_sections():
         headings = {heading_anchor(line) for c in cells if c["cell_type"] == "markdown"
                     for line in "".join(c["source"]).splitlines() if line.startswith("#")}
         assert anchor in headings, f"{target}#{anchor} names no heading of {target}"
+
+
+def test_every_figure_a_notebook_shows_carries_alt_text():
+    """Figures are shown with `ui.show(fig)`: the PNG's metadata and its text form carry a sentence saying
+    what is plotted (an IPython Image shows as '<IPython.core.display.Image object>' where images don't render)."""
+    for path in NOTEBOOKS:
+        code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+        assert "Image(" not in code, f"{path.name}: show figures with ui.show(fig), not IPython's Image"
+        assert "plt.show(" not in code and "figure_png(" not in code, f"{path.name}: show figures with ui.show(fig)"

@@ -4,8 +4,6 @@ import pytest
 import torch
 
 from labkit import LabkitError, models, train
-from labkit.exercises import Hint
-from labkit.exercises import quantization as check
 from labkit.techniques import quantization as quant
 
 TINY = quant.QuantConfig(width=64, depth=1, epochs=2, calib_batches=2, qat_bits=2, qat_epochs=1, qat_seeds=(1, 2),
@@ -227,28 +225,6 @@ def test_headline_compares_int8_with_fp32_run_the_same_way(tiny_splits, monkeypa
     assert h["int8_speedup_widest"] > 0 and widest == TINY.sweep_widths[-1]
     assert h["size_ratio"] > 2.5  # a tiny model: biases and scales weigh more
     assert 0 < h["log_vs_linear_err_ratio_4bit"] < float("inf")
-
-
-def test_exercise_checks():
-    def szp(lo, hi, bits):
-        s = (hi - lo) / (2**bits - 1)
-        return s, round(-lo / s)
-    assert "passed" in check.scale_zero_point(szp)
-    with pytest.raises(Hint, match="255 steps"):
-        check.scale_zero_point(lambda lo, hi, b: ((hi - lo) / 2**b, round(-lo / ((hi - lo) / 2**b))))
-    assert "not attempted" in check.scale_zero_point(lambda lo, hi, b: None)
-
-    def qdq(x, s, z, b):
-        return (torch.clamp(torch.round(x / s) + z, 0, 2**b - 1) - z) * s
-    assert "passed" in check.quantize_dequantize(qdq)
-    with pytest.raises(Hint, match="clamp"):
-        check.quantize_dequantize(lambda x, s, z, b: (torch.round(x / s) + z - z) * s)
-
-    assert "passed" in check.per_channel_scales(lambda w, b: w.abs().amax(dim=1) / (2 ** (b - 1) - 1))
-    with pytest.raises(Hint, match="per-tensor"):
-        check.per_channel_scales(lambda w, b: w.abs().max() / 127)
-    with pytest.raises(Hint, match="each row"):
-        check.per_channel_scales(lambda w, b: w.abs().amax(dim=0) / 127)
 
 
 def test_bit_width_explorer_reports_and_refuses_bad_values():
