@@ -28,3 +28,15 @@ def tiny_splits() -> Splits:
     X_train, y_train = make(256)
     X_test, y_test = make(64)
     return Splits(X_train, y_train, X_test, y_test, classes=("a", "b", "c", "d"))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Exercise catalogues (tests/exercise_catalogue.py): one test per exercise (`name`) and per mistake."""
+    catalogue = getattr(metafunc.cls, "CATALOGUE", None)
+    if not catalogue:
+        return
+    if "mistake" in metafunc.fixturenames:
+        pairs = [(name, mistake) for name, entry in catalogue.items() for mistake in entry[4]]
+        metafunc.parametrize("name, mistake", pairs, ids=[f"{n}: {m}" for n, m in pairs])
+    elif "name" in metafunc.fixturenames:
+        metafunc.parametrize("name", list(catalogue))

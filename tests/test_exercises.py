@@ -3,13 +3,13 @@
 as the code they write) gets a Hint that names it. Plus: hints come in words, and the solution only on request."""
 
 import math
-import re
 import statistics
 import time
 
 import pytest
 import torch
 
+from exercise_catalogue import CODE_OR_FORMULA, CatalogueTests
 from labkit import exercises
 from labkit.exercises import Hint, NotAttempted
 from labkit.exercises import quantization as q_check
@@ -463,45 +463,10 @@ CATALOGUE = {
         "8 bits only": (groups_eight_bits_only, "8 bits only"),
     }),
 }
-MISTAKES = [(name, mistake) for name, entry in CATALOGUE.items() for mistake in entry[4]]
 
 
-@pytest.mark.parametrize("name", CATALOGUE)
-def test_the_answer_key_passes_and_is_the_key(name):
-    check, key, *_ = CATALOGUE[name]
-    assert "passed" in check(key)
-    module = name.split(".")[0]
-    assert exercises.REGISTRY[(module, check.__name__)].key in (w_key.KEY | q_key.KEY)
-    assert (w_key if module == "welcome" else q_key).KEY[check.__name__] is key
-
-
-@pytest.mark.parametrize("name", CATALOGUE)
-def test_the_shipped_stub_is_not_attempted(name, capsys):
-    check, _, stub, _, _ = CATALOGUE[name]
-    message = check(stub)
-    assert "not attempted" in message and message in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("name", CATALOGUE)
-def test_a_body_that_forgets_return_is_told_so(name):
-    check, _, _, forgot, _ = CATALOGUE[name]
-    with pytest.raises(Hint, match="returned nothing.*forget `return`"):
-        check(forgot)
-
-
-@pytest.mark.parametrize("name", CATALOGUE)
-def test_every_exercise_has_at_least_three_catalogued_mistakes(name):
-    assert len(CATALOGUE[name][4]) >= 3
-
-
-@pytest.mark.parametrize("name, mistake", MISTAKES, ids=[f"{n}: {m}" for n, m in MISTAKES])
-def test_each_catalogued_mistake_gets_a_hint_that_names_it(name, mistake):
-    check, *_, mistakes = CATALOGUE[name]
-    answer, word = mistakes[mistake]
-    with pytest.raises(Hint) as raised:
-        check(answer)
-    assert word in str(raised.value), str(raised.value)
-    assert not isinstance(raised.value, NotAttempted)
+class TestCatalogue(CatalogueTests):
+    CATALOGUE = CATALOGUE
 
 
 def test_a_learner_error_is_reported_in_one_line():
@@ -545,20 +510,6 @@ def test_under_nbgrader_an_untouched_exercise_raises(monkeypatch):
 
 # ---------------------------------------------------------------- hints in words, the solution on request
 
-CODE_OR_FORMULA = re.compile(r"[=()*^/·×+−\[\]`_]|\bdef\b|\w\.\w|\d\s*[-+]\s*\d")
-CHECKS = [entry[0] for entry in CATALOGUE.values()]
-
-
-@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
-def test_not_attempted_messages_and_every_hint_level_are_words_not_code(check):
-    ex = check.exercise
-    assert len(ex.hints) >= 3, "a nudge and at least two stronger hints"
-    for level, text in enumerate(ex.hints, 1):
-        assert not CODE_OR_FORMULA.search(text), f"hint {level} of {ex.key} reads like code or a formula: {text}"
-    stub = CATALOGUE[f"{ex.module}.{ex.key}"][2]
-    message = check(stub).replace(exercises.MORE, "")
-    assert not CODE_OR_FORMULA.search(message.split(": not attempted yet.")[1]), message
-
 
 def test_the_heuristic_catches_a_formula():
     for leaked in ("scale = (x_max − x_min) / (2^bits − 1)", "take weight.abs().amax(dim=1)",
@@ -584,15 +535,6 @@ def test_the_solution_only_after_an_attempt():
         w_check.intensity(intensity_inputs_only)
     shown = w_check.solution("intensity")
     assert "def arithmetic_intensity(m, k, n, bytes_per_element):" in shown and "bytes_moved" in shown
-
-
-def test_every_key_has_the_stubs_signature_and_is_declared():
-    import inspect
-    for key, check in ((w_key, w_check), (q_key, q_check)):
-        declared = {ex.key for ex in exercises.exercises_of(check.__name__)}
-        assert declared == set(key.KEY)
-    for name, (check, answer, stub, *_) in CATALOGUE.items():
-        assert inspect.signature(answer) == inspect.signature(stub), name
 
 
 def test_while_grading_a_marked_cell_runs_nothing_and_others_run_as_written():
