@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST := $(BIN)/python -m pytest
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: lab demo test test-widgets7 unit notebooks browser system data bench report clean
+.PHONY: lab demo test test-widgets7 test-browser-all unit notebooks browser system data bench report clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,7 +56,11 @@ test: $(STAMP) system
 	$(PYTEST) tests -m "not browser" -n 2 -q
 	LABKIT_MODE=smoke $(PYTEST) --nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
 	  -q -p no:cacheprovider notebooks
-	$(PYTEST) tests -m browser -q
+	$(PYTEST) tests -m "browser and not browser_all" -q
+
+# Run All in the browser of every other notebook (CI: .ci/run calls it after make test; ~6 min).
+test-browser-all: $(STAMP) system
+	$(PYTEST) tests -m browser_all -q
 
 unit: $(STAMP)
 	$(PYTEST) tests -m "not browser" -n 2 -q

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from labkit import course
+from labkit.paths import NOTEBOOK_DIR
 from labkit.exercises import SKIP_MARK
 from labkit.exercises.answers import quantization as q_key
 from labkit.exercises.answers import welcome as w_key
@@ -146,10 +147,21 @@ def test_check_cells_write_nothing_to_stderr_when_right(graded, lab):
             assert any("passed" in "".join(o.get("text", "")) for o in outputs), outputs
 
 
-def test_the_build_refuses_a_notebook_without_an_answer_key(tmp_path):
+def test_the_build_refuses_a_notebook_without_an_answer_key(tmp_path, monkeypatch):
     from labkit.errors import LabkitError
+    from labkit.exercises.answers import gpu as key
+    monkeypatch.delitem(key.KEY, "copy_ms")  # one exercise of 01 without its reference answer
     with pytest.raises(LabkitError, match="no reference answer"):
         course.build(tmp_path, ["01_gpu"], release=False)
+
+
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+
+
+def test_every_notebook_with_exercises_is_gradable():
+    with_exercises = [p for p in NOTEBOOKS if course.exercise_cells(json.loads(p.read_text()))]
+    assert len(with_exercises) == len(NOTEBOOKS), "every notebook has exercises"
+    assert [p.stem for p in with_exercises if not course.gradable(p)] == []
 
 
 def test_course_build_cli_writes_the_source_without_release(tmp_path):

@@ -162,16 +162,6 @@ def test_headline_smoke_returns_the_keys():
 
 # --- exercises: a right answer passes, a typical wrong one gets a hint, an untouched one waits ---
 
-def test_speedup_bound_check():
-    assert "passed" in check.speedup_bound(lambda w, c: (w + c) / c)
-    with pytest.raises(Hint, match="wait / compute"):
-        check.speedup_bound(lambda w, c: w / c)
-    with pytest.raises(Hint, match="fraction"):
-        check.speedup_bound(lambda w, c: w / (w + c))
-    with pytest.raises(Hint, match="constants"):
-        check.speedup_bound(lambda w, c: 4.0)
-    assert "not attempted" in check.speedup_bound(lambda w, c: None)
-
 
 def test_normalise_and_flip_check():
     def right(x, flip, mean, std):
@@ -192,23 +182,6 @@ def test_normalise_and_flip_check():
     with pytest.raises(Hint, match="255"):
         check.normalise_and_flip(lambda x, f, m, s: right((x.float() * 255), f, m, s))
     assert "not attempted" in check.normalise_and_flip(lambda x, f, m, s: None)
-
-
-def test_shuffled_batches_check():
-    def right(n, batch_size, seed):
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-        return list(order.split(batch_size))
-
-    assert "passed" in check.shuffled_batches(right)
-    with pytest.raises(Hint, match="shuffle"):
-        check.shuffled_batches(lambda n, b, s: list(torch.arange(n).split(b)))
-    with pytest.raises(Hint, match="last"):
-        check.shuffled_batches(lambda n, b, s: right(n, b, s)[:-1])
-    with pytest.raises(Hint, match="permutation"):
-        check.shuffled_batches(lambda n, b, s: list(torch.randint(0, n, (n,)).split(b)))
-    with pytest.raises(Hint, match="seed"):
-        check.shuffled_batches(lambda n, b, s: list(torch.randperm(n).split(b)))
-    assert "not attempted" in check.shuffled_batches(lambda n, b, s: None)
 
 
 def test_augmentation_effect_pairs_plain_and_augmented_runs_by_seed(monkeypatch):

@@ -168,15 +168,6 @@ def test_cuda_copies_pinned_and_pageable():
 
 # ---------------------------------------------------------------- exercise checks
 
-def test_check_linear_intensity():
-    good = lambda b, d, e: 2 * b * d * d / ((2 * b * d + d * d) * e)  # noqa: E731
-    assert "passed" in check.linear_intensity(good)
-    with pytest.raises(Hint, match="bytes, not elements"):
-        check.linear_intensity(lambda b, d, e: 2 * b * d * d / (2 * b * d + d * d))
-    with pytest.raises(Hint, match="weight"):
-        check.linear_intensity(lambda b, d, e: 2 * b * d * d / (2 * b * d * e))
-    assert "not attempted" in check.linear_intensity(lambda b, d, e: None)
-
 
 def test_check_copy_ms():
     assert "passed" in check.copy_ms(lambda mb, gbs: mb * 1e6 / (gbs * 1e9) * 1e3)

@@ -4,8 +4,6 @@ import pytest
 import torch
 
 from labkit import LabkitError, techniques
-from labkit.exercises import Hint
-from labkit.exercises import momentum as check
 from labkit.techniques import momentum
 from labkit.ui import momentum as explorer
 
@@ -247,51 +245,6 @@ def test_plots_build(tiny_splits):
 def _right_step(x, v, grad, lr, beta):
     v = beta * v + grad
     return x - lr * v, v
-
-
-def test_exercise_heavy_ball():
-    assert "passed" in check.heavy_ball(_right_step)
-    assert "not attempted" in check.heavy_ball(lambda *a: None)
-    with pytest.raises(Hint, match="averaged"):
-        check.heavy_ball(lambda x, v, g, lr, b: (x - lr * (b * v + (1 - b) * g), b * v + (1 - b) * g))
-    with pytest.raises(Hint, match="old velocity"):
-        check.heavy_ball(lambda x, v, g, lr, b: (x - lr * v, b * v + g))
-    with pytest.raises(Hint, match="uphill"):
-        check.heavy_ball(lambda x, v, g, lr, b: (x + lr * (b * v + g), b * v + g))
-    with pytest.raises(Hint, match="raised"):
-        check.heavy_ball(lambda x, v, g, lr, b: 1 / 0)
-
-
-def test_exercise_best_momentum():
-    def right(mu, L):
-        k = math.sqrt(L / mu)
-        return 4 / (math.sqrt(L) + math.sqrt(mu)) ** 2, ((k - 1) / (k + 1)) ** 2
-
-    assert "passed" in check.best_momentum(right)
-    assert "not attempted" in check.best_momentum(lambda mu, L: None)
-    with pytest.raises(Hint, match="square"):
-        check.best_momentum(lambda mu, L: (right(mu, L)[0], math.sqrt(right(mu, L)[1])))
-    with pytest.raises(Hint, match="gradient descent"):
-        check.best_momentum(lambda mu, L: (2 / (L + mu), right(mu, L)[1]))
-
-
-def test_exercise_averaged_lr():
-    assert "passed" in check.averaged_lr(lambda lr, b: lr / (1 - b))
-    assert "not attempted" in check.averaged_lr(lambda lr, b: None)
-    with pytest.raises(Hint, match="larger"):
-        check.averaged_lr(lambda lr, b: lr * (1 - b))
-    with pytest.raises(Hint, match="smaller step"):
-        check.averaged_lr(lambda lr, b: lr)
-
-
-def test_exercise_momentum_steps():
-    rate = lambda k: (math.sqrt(k) - 1) / (math.sqrt(k) + 1)  # noqa: E731
-    assert "passed" in check.momentum_steps(lambda k, tol: math.ceil(math.log(tol) / math.log(rate(k))))
-    assert "not attempted" in check.momentum_steps(lambda k, tol: None)
-    with pytest.raises(Hint, match="gradient descent"):
-        check.momentum_steps(lambda k, tol: math.log(tol) / math.log((k - 1) / (k + 1)))
-    with pytest.raises(Hint, match="negative"):
-        check.momentum_steps(lambda k, tol: -math.log(tol) / math.log(rate(k)))
 
 
 def test_lr_sensitivity_plot_marks_collapsed_rates_on_the_floor():

@@ -5,8 +5,6 @@ import torch
 from torch.nn.utils import prune
 
 from labkit import LabkitError, models, train
-from labkit.exercises import Hint
-from labkit.exercises import pruning as check
 from labkit.techniques import pruning
 
 TINY = pruning.PruneConfig(epochs=2, schedule=(0.5, 0.8), finetune_epochs=1, structured_epochs=1,
@@ -118,28 +116,6 @@ def test_training_step_timers_run():
     assert pruning.train_step_ms(models.SmallCNN(width=4), TINY, batch=8) > 0
     steps = pruning.compare_train_steps({"a": models.SmallCNN(width=2), "b": models.SmallCNN(width=4)}, TINY, rounds=2)
     assert list(steps.index) == ["a", "b"] and (steps > 0).all()
-
-
-def test_exercise_checks():
-    def mask(w, s):
-        k = round(s * w.numel())
-        m = torch.ones_like(w)
-        m.view(-1)[w.abs().flatten().argsort()[:k]] = 0
-        return m
-    assert "passed" in check.magnitude_mask(mask)
-    assert "passed" in check.magnitude_mask(pruning.magnitude_mask)
-    with pytest.raises(Hint, match="magnitude"):
-        check.magnitude_mask(lambda w, s: (w > 15).float())
-    assert "not attempted" in check.magnitude_mask(lambda w, s: None)
-
-    assert "passed" in check.channels_to_keep(lambda w, k: pruning._top_channels(w, k))
-    with pytest.raises(Hint, match="absolute"):
-        check.channels_to_keep(lambda w, k: torch.sort(torch.topk(w.flatten(1).sum(1), k).indices).values)
-
-    assert "passed" in check.share(lambda v, c: c[(v[:, None] - c).abs().argmin(1)])
-    with pytest.raises(Hint, match="codes"):
-        check.share(lambda v, c: (v[:, None] - c).abs().argmin(1))
-    assert "not attempted" in check.share(lambda v, c: None)
 
 
 def test_accuracy_at_prunes_copies_both_ways(tiny_splits, trained):

@@ -361,44 +361,6 @@ def test_smoothing_check():
         check.smoothing(uncorrected)
 
 
-def test_early_stopping_check():
-    def right(accs, patience):
-        best, bad = -1.0, 0
-        for epoch, acc in enumerate(accs, 1):
-            if acc > best:
-                best, bad = acc, 0
-            else:
-                bad += 1
-            if bad >= patience:
-                return epoch
-        return len(accs)
-
-    def no_reset(accs, patience):
-        best, bad = -1.0, 0
-        for epoch, acc in enumerate(accs, 1):
-            if acc > best:
-                best = acc
-            else:
-                bad += 1
-            if bad >= patience:
-                return epoch
-        return len(accs)
-
-    assert "passed" in check.early_stopping(right)
-    assert "not attempted" in check.early_stopping(lambda accs, patience: None)
-    with pytest.raises(Hint, match="reset"):
-        check.early_stopping(no_reset)
-    with pytest.raises(Hint, match="from 1"):
-        check.early_stopping(lambda accs, patience: right(accs, patience) - 1)
-
-
-def test_linear_scaling_check():
-    assert "passed" in check.linear_scaling(lambda lr, b0, b: lr * b / b0)
-    assert "not attempted" in check.linear_scaling(lambda lr, b0, b: None)
-    with pytest.raises(Hint, match="square-root"):
-        check.linear_scaling(lambda lr, b0, b: lr * (b / b0) ** 0.5)
-
-
 def test_later_seeds_get_only_the_stop_check(tiny_splits):
     class Recorder:
         def __init__(self):

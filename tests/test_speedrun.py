@@ -7,12 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch.nn import functional as F
 
 from labkit import LabkitError, models, train
 from labkit.data import Splits
-from labkit.exercises import Hint
-from labkit.exercises import speedrun as check
 from labkit.techniques import dataloading
 from labkit.techniques import speedrun as sr
 from labkit.ui import speedrun as sr_ui
@@ -247,35 +244,6 @@ def test_panel_keeps_every_run_and_prints(tiny_inputs, capsys):
     assert panel.entries[1]["config"]["in_memory"] is True
     with pytest.raises(LabkitError, match="choose from"):
         panel.run(["warp_drive"])
-
-
-def test_exercise_checks_pass_and_hint():
-    def ttt(h, t):
-        hit = h[h["test_acc"] >= t]
-        return float(hit["train_time_s"].iloc[0]) if len(hit) else None
-
-    assert "passed" in check.time_to_target(ttt)
-    assert "not attempted" in check.time_to_target(lambda h, t: None)
-    with pytest.raises(Hint, match="ABOVE"):
-        check.time_to_target(lambda h, t: ttt(h, t + 0.015))
-    assert "passed" in check.warmup(lambda s, n: 1.0 if n <= 0 or s >= n else 0.1 + 0.9 * s / n)
-    with pytest.raises(Hint, match="start from 0.1"):
-        check.warmup(lambda s, n: s / n if s < n else 1.0)
-    assert "passed" in check.marginal_gain(lambda before, after: before / after)
-    with pytest.raises(Hint, match="before / after"):
-        check.marginal_gain(lambda before, after: after / before)
-
-    def accumulate(model, X, y, k):
-        for xm, ym in zip(X.chunk(k), y.chunk(k)):
-            (F.cross_entropy(model(xm), ym) / k).backward()
-
-    def no_scaling(model, X, y, k):
-        for xm, ym in zip(X.chunk(k), y.chunk(k)):
-            F.cross_entropy(model(xm), ym).backward()
-
-    assert "passed" in check.accumulation(accumulate)
-    with pytest.raises(Hint, match="divided by k"):
-        check.accumulation(no_scaling)
 
 
 def test_check_speedrun_refuses_a_run_where_the_techniques_did_nothing():

@@ -8,8 +8,6 @@ import torch
 from torch import nn
 
 from labkit import LabkitError, data, models, paths
-from labkit.exercises import Hint
-from labkit.exercises import transfer as check
 from labkit.techniques import transfer
 
 
@@ -217,64 +215,6 @@ def test_imagenet_features_when_installed():
 
 
 # --- exercises: a right answer passes, a typical wrong one gets a hint, an empty one is "not attempted" ---
-
-def test_exercise_new_head():
-    def right(model, num_classes):
-        model.head = nn.Linear(model.head.in_features, num_classes)
-        return model
-
-    def hard_coded(model, num_classes):
-        model.head = nn.Linear(64, num_classes)
-        return model
-
-    assert "passed" in check.new_head(right)
-    with pytest.raises(Hint, match="in_features"):
-        check.new_head(hard_coded)
-    assert "not attempted" in check.new_head(lambda model, n: None)
-
-
-def test_exercise_freeze():
-    def right(model):
-        model.backbone.requires_grad_(False)
-        model.backbone.eval()
-        return model
-
-    def no_eval(model):
-        model.backbone.requires_grad_(False)
-        return model
-
-    def everything(model):
-        model.requires_grad_(False)
-        return model.eval()
-
-    assert "passed" in check.freeze(right)
-    with pytest.raises(Hint, match="eval"):
-        check.freeze(no_eval)
-    with pytest.raises(Hint, match="head is frozen"):
-        check.freeze(everything)
-    assert "not attempted" in check.freeze(lambda model: None)
-
-
-def test_exercise_rates():
-    assert "passed" in check.rates(lambda lr, d, n: [lr * d ** i for i in range(n)])
-    with pytest.raises(Hint, match="reversed"):
-        check.rates(lambda lr, d, n: [lr * d ** i for i in reversed(range(n))])
-    with pytest.raises(Hint, match="undecayed"):
-        check.rates(lambda lr, d, n: [lr * d ** (i + 1) for i in range(n)])
-    assert "not attempted" in check.rates(lambda lr, d, n: None)
-
-
-def test_exercise_labels_matched():
-    def right(ks, accs, target):
-        return next((k for k, a in zip(ks, accs) if a >= target), None)
-
-    def last_below(ks, accs, target):
-        return [k for k, a in zip(ks, accs) if a < target][-1]
-
-    assert "passed" in check.labels_matched(right)
-    with pytest.raises(Hint, match="BELOW"):
-        check.labels_matched(last_below)
-    assert "not attempted" in check.labels_matched(lambda ks, accs, target: None)
 
 
 def test_explorer_config_narrows_to_one_run_and_refuses_a_bad_rate():
