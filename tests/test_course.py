@@ -164,6 +164,18 @@ def test_every_notebook_with_exercises_is_gradable():
     assert [p.stem for p in with_exercises if not course.gradable(p)] == []
 
 
+def test_every_exercise_stub_takes_its_keys_arguments_and_every_key_is_used():
+    """solution_source refuses a key whose arguments differ from the notebook stub's (the course build uses it)."""
+    used: dict[str, set[str]] = {}
+    for path in NOTEBOOKS:
+        nb = json.loads(path.read_text())
+        module = course.check_module(nb)
+        for cell in course.exercise_cells(nb):
+            course.solution_source("".join(nb["cells"][cell.index]["source"]), course.answer_key(module)[cell.check])
+            used.setdefault(module, set()).add(cell.check)
+    assert {m: set(course.answer_key(m)) for m in used} == used
+
+
 def test_course_build_cli_writes_the_source_without_release(tmp_path):
     from labkit import cli
     assert cli.main(["course", "build", str(tmp_path), "--notebooks", "00_welcome", "--no-release"]) == 0
