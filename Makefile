@@ -58,7 +58,7 @@ test: $(STAMP) system
 	  -q -p no:cacheprovider notebooks
 	$(PYTEST) tests -m "browser and not browser_all" -q
 
-# Run All in the browser of every other notebook (CI: .ci/run calls it after make test; ~6 min).
+# Run All in the browser, and the static HTML export, of every other notebook (CI: .ci/run calls it after make test; ~17 min).
 test-browser-all: $(STAMP) system
 	$(PYTEST) tests -m browser_all -q
 

@@ -17,11 +17,11 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from labkit import data as lkdata
 from labkit import env
 from labkit.errors import LabkitError, check_number
+from labkit.progress import ProgressLine
 
 LRScheduler = torch.optim.lr_scheduler.LRScheduler
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, xb, yb) -> loss
@@ -227,7 +227,7 @@ def fit(model: nn.Module, splits: lkdata.Splits, *, epochs: int, lr: float = 0.0
     interrupted = False
     diverged = False
     reached_target = False
-    bar = tqdm(total=epochs * n_batches, desc="training", disable=not progress, leave=False)
+    bar = ProgressLine(epochs * n_batches, "training", "batches", enabled=progress)  # a line, not a widget
 
     try:
         for epoch in range(1, epochs + 1):
@@ -272,7 +272,7 @@ def fit(model: nn.Module, splits: lkdata.Splits, *, epochs: int, lr: float = 0.0
                 "test_loss": test_loss, "test_acc": test_acc,
                 "epoch_time_s": epoch_time, "train_time_s": train_time,
             })
-            bar.set_postfix(loss=f"{state.last_loss:.3f}", acc=f"{test_acc:.3f}")
+            bar.set_postfix(**{"loss": f"{state.last_loss:.3f}", "test accuracy": f"{100 * test_acc:.1f} %"})
             reached_target = reached_target or (target_acc is not None and test_acc >= target_acc)
             if any(cb.on_epoch_end(state) for cb in callbacks if hasattr(cb, "on_epoch_end")):
                 stop = True

@@ -1,6 +1,6 @@
 """labkit's imports run one way. The order, written down once (lower layers never import higher ones):
 
-    errors, paths, stats  →  env  →  data, models, bench, results  →  train  →  techniques
+    errors, paths, stats, progress  →  env  →  data, models, bench, results  →  train  →  techniques
         →  exercises, ui  →  doctor, report, coursemap  →  cli
 
 Modules of one layer may import each other, never in a cycle. Imports sit at the top of a module;
@@ -14,7 +14,7 @@ import labkit
 
 PACKAGE = Path(labkit.__file__).resolve().parent
 LAYERS = [
-    {"labkit", "labkit.errors", "labkit.paths", "labkit.stats"},
+    {"labkit", "labkit.errors", "labkit.paths", "labkit.stats", "labkit.progress"},
     {"labkit.env"},
     {"labkit.data", "labkit.models", "labkit.bench", "labkit.results"},
     {"labkit.train"},

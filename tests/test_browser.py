@@ -127,6 +127,9 @@ def test_welcome_panel_runs_and_reacts_in_the_browser(lab, pw, tmp_path):
         expect(table).to_be_visible()
         expect(table).to_contain_text("small_cnn")
         expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(1, timeout=180_000)
+        # the panel's static copy (for views without a kernel) is in the page but hidden under the live panel
+        expect(notebook.locator(".labkit-static")).not_to_have_count(0)
+        expect(notebook.locator(".labkit-static").first).to_be_hidden()
         panel.scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "browser_welcome_after_run_all.png"), full_page=False)
 

@@ -175,7 +175,7 @@ class ComparisonPanel(RunPanel):
 
     # --- drawing ---
     def _redraw(self) -> None:
-        self.curves.value = figure_png(plot_curves(self._histories, self.target_acc))
+        self.draw(self.curves, plot_curves(self._histories, self.target_acc))
 
     def _show_card(self) -> None:
         self.table.value = self.card._repr_html_() + f"<small>{RATIO_NOTE}</small>"
@@ -207,6 +207,8 @@ def plot_roofline(points: list[dict], peak_gflops: float, bandwidth_gbs: float) 
                     xytext=(5, -11 if i % 2 == 0 else 5), fontsize=7)
     log_axis(ax, "x")
     log_axis(ax, "y")
+    rates = [p["gflops"] for p in points] + [peak_gflops]
+    ax.set_ylim(min(rates) / 2.5, max(rates) * 1.6)  # room for the labels below the lowest and above the top point
     ax.set(xlabel="arithmetic intensity (FLOP / byte)", ylabel="GFLOP/s",
            title=f"Roofline of this {points[0]['device'].upper()} ({points[0]['dtype']})")
     legend_below(fig, ncols=1)

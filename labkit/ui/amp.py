@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from labkit.errors import LabkitError
 from labkit.techniques import amp
-from labkit.ui import figure_png, text_summary
+from labkit.ui import text_summary
 from labkit.ui.base import Explorer
 from labkit.ui.style import BLUE, ORANGE, PURPLE, VERMILLION, lab_figure, legend_right, new_figure
 
@@ -58,7 +58,7 @@ class ScaleExplorer(Explorer):
     def _draw(self, log2_scale: int, echo: bool) -> dict:
         scale = amp.loss_scale(log2_scale)
         fate = amp.fp16_fate(self.grads, scale)
-        self.image.value = figure_png(plot_fp16_fate(self.grads, scale, fate))
+        self.draw(self.image, plot_fp16_fate(self.grads, scale, fate))
         self.show_summary(text_summary(f"loss scale 2^{log2_scale}", {
             "underflow %": 100 * fate["underflow"], "subnormal %": 100 * fate["subnormal"],
             "normal %": 100 * fate["normal"], "overflow %": 100 * fate["overflow"]}), echo=echo)

@@ -4,6 +4,12 @@
 exception becomes one escaped line '⚠ …' in the widget and the widget stays usable.
 `RunPanel` adds what slow work needs: Run starts it in a daemon thread, Stop sets a flag the
 training callbacks read, and whatever finished before an error or a Stop is kept.
+
+A widget is live only where a kernel runs it. So that an exported or web-rendered notebook (GitHub's
+view, an HTML export, Colab without custom widgets) still shows what it found, every displayed widget
+leaves a *static copy* below it: an ordinary output with its last figures (with alt text), its result
+card and its summary, rewritten each time a result or an error is shown. Where the widget is live, a
+style inside the widget hides the copy, so a learner in JupyterLab sees each figure once.
 """
 
 from __future__ import annotations
@@ -17,9 +23,14 @@ import ipywidgets as widgets
 from IPython.display import display
 
 from labkit.errors import LabkitError
+from labkit.ui.style import FigureImage, show
 
 T = TypeVar("T")
 ERROR_COLOR = "#b00"
+# Inside the live widget: hide the static copies in the same output area (JupyterLab, Notebook 7, Voila,
+# classic Notebook). A view that cannot run the widget has no such style, so it shows the copies.
+HIDE_STATIC_COPY = ("<style>.jp-OutputArea:has(.labkit-live) .labkit-static,"
+                    ".output:has(.labkit-live) .labkit-static{display:none}</style>")
 
 
 def error_line(error: BaseException | str) -> str:
@@ -43,11 +54,52 @@ class Explorer:
         self.widget = widgets.VBox(layout=frame)
         self.message.add_class("labkit-status")  # stable handles for the browser test and for styling
         self.text.add_class("labkit-summary")
+        self.widget.add_class("labkit-widget")
+        self.figures: dict[int, FigureImage] = {}  # the figure each image widget shows, by id(widget)
+        self._copies: list = []  # display handles of the static copies (one per display)
 
     def _ipython_display_(self) -> None:
-        display(self.widget)
+        live = widgets.HTML(HIDE_STATIC_COPY, layout=widgets.Layout(display="none"))
+        live.add_class("labkit-live")
+        shown = widgets.VBox([live, self.widget])
+        name = type(self).__name__
+        display({"text/plain": f"[{name}: an interactive widget; it needs a running kernel. "
+                               "Its last result is copied below.]",
+                 "application/vnd.jupyter.widget-view+json": {
+                     "version_major": 2, "version_minor": 0, "model_id": shown.model_id}}, raw=True)
+        self._copies.append(display(self.static_copy(), raw=True, display_id=True))
         if self.summary:
             print(self.summary)
+
+    # --- the static copy ---
+    def draw(self, image: widgets.Image, fig) -> None:
+        """Show a matplotlib figure in one of the widget's image slots (and keep it, with its alt text,
+        for the static copy)."""
+        shown = show(fig)
+        self.figures[id(image)] = shown
+        image.value = shown.png
+        if image.has_trait("tooltip"):  # ipywidgets 8: the alt text as the image's title, for screen readers too
+            image.tooltip = shown.alt
+
+    def static_copy(self) -> dict:
+        """The widget's last result as ordinary output: figures (with alt text), the result card, the summary."""
+        figures = [self.figures[id(w)] for w in _descendants(self.widget)
+                   if isinstance(w, widgets.Image) and id(w) in self.figures and w.value]
+        cards = [w.value for w in _descendants(self.widget)
+                 if isinstance(w, widgets.HTML) and "labkit-card" in w._dom_classes and w.value]
+        parts = [f.html() for f in figures]
+        parts += cards
+        if self.summary:
+            parts.append(f"<pre style='margin:2px 0'>{html.escape(self.summary)}</pre>")
+        text = "\n".join([f"[figure: {f.alt}]" for f in figures] + ([self.summary] if self.summary else []))
+        return {"text/plain": text, "text/html": f"<div class='labkit-static'>{''.join(parts)}</div>"}
+
+    def _update_copies(self) -> None:
+        """Rewrite every static copy of this widget with its current result."""
+        if self._copies:
+            copy = self.static_copy()
+            for handle in self._copies:
+                handle.update(copy, raw=True)
 
     def show_status(self, status: str) -> None:
         """One line of progress ('measuring …'); the next summary or error replaces it."""
@@ -59,6 +111,7 @@ class Explorer:
         self.summary = summary
         self.message.value = ""
         self.text.value = f"<pre style='margin:2px 0'>{html.escape(summary)}</pre>"
+        self._update_copies()
         if echo:
             print(summary)
         return summary
@@ -69,6 +122,7 @@ class Explorer:
         self.message.style.text_color = ERROR_COLOR
         self.message.value = html.escape(self.summary)
         self.text.value = ""
+        self._update_copies()
         if echo:
             print(self.summary)
         return self.summary
@@ -146,3 +200,11 @@ class RunPanel(Explorer):
         self.stop_button.disabled = not running
         for control in self.locked:
             control.disabled = running
+
+
+def _descendants(widget: widgets.Widget) -> list[widgets.Widget]:
+    """The widget and every widget inside it, in display order."""
+    found = [widget]
+    for child in getattr(widget, "children", ()):
+        found += _descendants(child)
+    return found

@@ -15,7 +15,7 @@ from labkit import env
 from labkit.errors import LabkitError, check_number
 from labkit.results import ResultCard
 from labkit.techniques import dataloading as dl
-from labkit.ui import figure_png, text_summary
+from labkit.ui import text_summary
 from labkit.ui.base import Explorer
 from labkit.ui.style import (BLUE, VERMILLION, dots, gap, lab_figure, legend_below, legend_right, log_axis,
                              new_figure, series_style)
@@ -39,7 +39,7 @@ def plot_timelines(runs: dict[str, dl.StepTimes], title: str = "Where each train
         ax.grid(axis="x", visible=False)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_ylabel("milliseconds per step")
-    legend_below(fig, axes[:1], ncols=2)
+    legend_below(fig, axes[:1], ncols=2 if len(runs) > 1 else 1)  # one panel is too narrow for two columns
     fig.suptitle(title)
     return fig
 
@@ -194,6 +194,6 @@ class PipelineExplorer(Explorer):
         times = dl.measure(setting, self.source, dl.seeded_model(self.model.value, self.device), steps=self.steps,
                            warmup_steps=self.warmup_steps, device=self.device)
         name = f"{setting.pipeline}, {setting.num_workers} worker(s), {self.model.value}"
-        self.chart.value = figure_png(plot_timelines({name: times}))
+        self.draw(self.chart, plot_timelines({name: times}))
         self.show_summary(summary(name, times) + ("" if not notes else " (" + "; ".join(notes) + ")"), echo=echo)
         return times

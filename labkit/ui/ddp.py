@@ -12,7 +12,7 @@ import ipywidgets as widgets
 from matplotlib.figure import Figure
 
 from labkit.techniques import ddp
-from labkit.ui import figure_png, text_summary
+from labkit.ui import text_summary
 from labkit.ui.base import RunPanel
 from labkit.ui.style import BLUE, GREY, bar_style, lab_figure, legend_below, new_figure, series_style
 
@@ -127,7 +127,7 @@ class CommExplorer(RunPanel):
             row = ddp.measure_comm(ranks, bucket_cap_mb=bucket_cap_mb, accum=accum, cfg=self.cfg,
                                    on_line=self._log_line, on_start=self._remember)
         self.runs.append(row)
-        self.plot.value = figure_png(plot_comm_runs(self.runs))
+        self.draw(self.plot, plot_comm_runs(self.runs))
         self.show_summary(text_summary("DDP step", {k: row[k] for k in ("ranks", "bucket_cap_mb", "accum", "images_per_s",
                                                                         "images_per_s_no_comm", "comm_fraction")}),
                           echo=echo)

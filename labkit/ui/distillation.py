@@ -12,7 +12,6 @@ from matplotlib.figure import Figure
 
 from labkit.results import ResultCard
 from labkit.techniques import distillation as kd
-from labkit.ui import figure_png
 from labkit.ui.base import Explorer
 from labkit.ui.style import (BLUE, GREY, dots, lab_figure, legend_below, log_axis, new_figure, ratio_axis,
                              series_style)
@@ -152,5 +151,5 @@ class TemperatureExplorer(Explorer):
 
     def _draw(self, temperature: float) -> None:
         summary = summary_text(self.logits, self.labels, self.classes, temperature)
-        self.picture.value = figure_png(plot_softened(self.images, self.logits, self.labels, self.classes, temperature))
+        self.draw(self.picture, plot_softened(self.images, self.logits, self.labels, self.classes, temperature))
         self.show_summary(summary)

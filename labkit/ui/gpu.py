@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from labkit.techniques import gpu
-from labkit.ui import figure_png, text_summary
+from labkit.ui import text_summary
 from labkit.ui.base import Explorer
 from labkit.ui.style import lab_figure, legend_right, log_axis, new_figure, series_style
 
@@ -79,7 +79,7 @@ class BatchExplorer(Explorer):
         row = gpu.measure_batch(model, batch_size, threads, self.device, self.min_run_time)
         label = f"{model}, {threads} thread(s)" if self.device.type == "cpu" else model
         self.curves.setdefault(label, []).append(row)
-        self.image.value = figure_png(plot_batch_sweep(self.curves))
+        self.draw(self.image, plot_batch_sweep(self.curves))
         self.show_summary(text_summary(f"{label} on {self.device.type}", {
             "batch": batch_size, "images/s": row["images_per_s"], "ms/step": row["ms_per_step"]}), echo=True)
         return row

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from labkit.techniques import hpo
-from labkit.ui import figure_png, text_summary
+from labkit.ui import text_summary
 from labkit.ui.base import Explorer
 from labkit.ui.style import GREEN, GREY, PURPLE, SKY, floor_marks, lab_figure, legend_below, new_figure, series_style
 
@@ -191,7 +191,9 @@ class SearchExplorer(Explorer):
     def _draw(self) -> None:
         method, seed, n = self.method.value, self.seed.value, self.trials.value
         view = hpo.summarize_trials(self.comp, method, seed, n)
-        self.picture.value = figure_png(plot_best_so_far(self.comp, (seed,), n, highlight=method))
-        self.bars.value = (b"" if view.importance is None  # too few trials for importance: the summary says so
-                           else figure_png(plot_importance(view.importance, title=f"Importance, {method}, {n} trials")))
+        self.draw(self.picture, plot_best_so_far(self.comp, (seed,), n, highlight=method))
+        if view.importance is None:  # too few trials for importance: the summary says so
+            self.bars.value = b""
+        else:
+            self.draw(self.bars, plot_importance(view.importance, title=f"Importance, {method}, {n} trials"))
         self.show_summary(summary_text(view))

@@ -15,7 +15,6 @@ from matplotlib.lines import Line2D
 from labkit.errors import LabkitError
 from labkit.results import ResultCard
 from labkit.techniques import momentum as mom
-from labkit.ui import figure_png
 from labkit.ui.base import Explorer
 from labkit.ui.style import (BLUE, GREY, VERMILLION, bar_style, lab_figure, legend_below, legend_right, log_axis,
                              new_figure, series_style)
@@ -84,7 +83,7 @@ def plot_trajectories(q: mom.Quadratic, runs: list[mom.Trajectory], title: str =
         finite = np.isfinite(pts).all(axis=1) & (np.abs(pts) < 10).all(axis=1)
         pts = pts[: np.argmin(finite) if not finite.all() else len(pts)]
         style = STYLES.get(run.name, series_style(i))
-        ax_path.plot(pts[:, 0], pts[:, 1], markersize=3, linewidth=1, label=LABELS.get(run.name, run.name),
+        ax_path.plot(pts[:, 0], pts[:, 1], markersize=3, linewidth=1, label="_path",  # the loss line names it
                      **style | {"markevery": max(1, len(pts) // 15)})
         losses = np.array(run.losses, dtype=float)
         losses[~np.isfinite(losses)] = np.nan
@@ -150,7 +149,7 @@ def plot_rosenbrock(runs: list[dict]) -> Figure:
         path = path[np.isfinite(path).all(axis=1) & (np.abs(path) < 5).all(axis=1)]
         steps = "diverged" if run["diverged"] else (f"{run['steps']} steps" if run["steps"] else "not there")
         ax.plot(path[:, 0], path[:, 1], linewidth=1, markersize=3,
-                label=f"lr {run['lr']:g}, β {run['beta']:g}: {steps}",
+                label=f"lr {run['lr']:.3g}, β {run['beta']:g}: {steps}",
                 **series_style(i) | {"markevery": max(1, len(path) // 15)})
     ax.plot([1], [1], marker="*", color="black", markersize=12, linestyle="none", label="minimum (1, 1)")
     ax.plot(*mom.ROSENBROCK_START, marker="o", color="black", linestyle="none", label="start")
@@ -173,10 +172,10 @@ def plot_double_well(rows: list[dict]) -> Figure:
     ax_f.set(xlabel="x", ylabel="f(x)", ylim=(-3, 5), title="f(x) = x⁴ − 2x² + x/2: global min left, local right")
     positions = np.arange(len(rows))
     width = 0.38
-    ax_bar.bar(positions - width / 2, [100 * r["escaped_local"] for r in rows], width,
-               label="started in the local basin, ended global", **bar_style(0))
-    ax_bar.bar(positions + width / 2, [100 * r["knocked_out_of_global"] for r in rows], width,
-               label="started in the global basin, ended local", **bar_style(1))
+    for offset, key, label, i in ((-width / 2, "escaped_local", "started in the local basin, ended global", 0),
+                                  (width / 2, "knocked_out_of_global", "started in the global basin, ended local", 1)):
+        bars = ax_bar.bar(positions + offset, [100 * r[key] for r in rows], width, label=label, **bar_style(i))
+        ax_bar.bar_label(bars, fmt="%.0f", fontsize=7, padding=1)  # a 0 % bar is invisible without its number
     ax_bar.set_xticks(positions, [f"β = {r['beta']:g}" for r in rows])
     ax_bar.set(xlabel="momentum β", ylabel="% of starts", ylim=(0, 105),
                title="Where SGD(momentum=β) ends, by starting basin")
@@ -281,7 +280,7 @@ class MomentumExplorer(Explorer):
         runs = mom.explore(self.kappa.value, self.lr.value, self.beta.value, self.adaptive_lr.value, names,
                            steps=self.steps.value, angle_deg=self.angle.value)
         q = mom.Quadratic(self.kappa.value, self.angle.value)
-        self.image.value = figure_png(plot_trajectories(q, runs))
+        self.draw(self.image, plot_trajectories(q, runs))
         head = (f"κ={q.kappa:.3g}, rotation {self.angle.value:g}°, lr={self.lr.value:g}, β={self.beta.value:g}, "
                 f"adaptive lr={self.adaptive_lr.value:g}, tolerance 1e-6·||x_0||")
         self.show_summary("momentum explorer: " + head + "\n" + "\n".join("  " + r.describe() for r in runs))

@@ -9,7 +9,7 @@ from torch import nn
 
 from labkit.data import Splits
 from labkit.techniques import pruning
-from labkit.ui import figure_png, text_summary
+from labkit.ui import text_summary
 from labkit.ui.base import Explorer
 from labkit.ui.style import GREY, lab_figure, legend_right, new_figure, series_style
 
@@ -70,7 +70,7 @@ class SparsityExplorer(Explorer):
     def _draw(self, sparsity: float) -> None:
         accs = pruning.accuracy_at(self.model, self.splits, sparsity)
         marks = {f"{k} at {100 * sparsity:.0f} %": (sparsity, v) for k, v in accs.items()}
-        self.image.value = figure_png(plot_sparsity_curve(self.curve, marks, self.dense_acc))
+        self.draw(self.image, plot_sparsity_curve(self.curve, marks, self.dense_acc))
         self.show_summary(text_summary(f"sparsity {100 * sparsity:.0f} %",
                                        {"dense_acc": self.dense_acc, "layerwise_acc": accs["layer-wise"],
                                         "global_acc": accs["global"]}))

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from labkit.techniques import quantization as quant
-from labkit.ui import figure_png, text_summary
+from labkit.ui import text_summary
 from labkit.ui.base import Explorer
 from labkit.ui.style import (BLUE, GREY, ORANGE, VERMILLION, lab_figure, legend_below, new_figure, ratio_axis,
                              series_style)
@@ -131,5 +131,5 @@ class BitWidthExplorer(Explorer):
 
     def _draw(self, bits: int, per_channel: bool) -> None:
         fig, numbers = plot_bits(self.weight, bits, per_channel)
-        self.image.value = figure_png(fig)
+        self.draw(self.image, fig)
         self.show_summary(summary(numbers, per_channel))

@@ -13,7 +13,7 @@ from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from labkit.errors import check_number
 from labkit.techniques import schedules
-from labkit.ui import figure_png, text_summary
+from labkit.ui import text_summary
 from labkit.ui.base import Explorer
 from labkit.ui.style import BLUE, GREY, VERMILLION, floor_marks, lab_figure, legend_right, log_axis, new_figure, series_style
 
@@ -195,7 +195,7 @@ class ScheduleExplorer(Explorer):
             traces["planned (stepped every batch)"] = planned
         fig = plot_lr_traces(traces, self.steps_per_epoch.value,
                              title=f"{self.schedule.value}: the rate each batch trains with")
-        self.image.value = figure_png(fig)
+        self.draw(self.image, fig)
         trace = schedules.summarize_trace(rates)
         self.show_summary(text_summary(self.schedule.value, {
             "step() every": self.step_per.value, "first lr": trace["first"], "max lr": trace["max"],

@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from labkit.techniques import speedrun as sr
-from labkit.ui import figure_png, text_summary
+from labkit.ui import text_summary
 from labkit.ui.base import RunPanel
 from labkit.ui.style import (BLUE, GREY, VERMILLION, dots, floor_marks, gap, lab_figure, legend_right, log_axis, new_figure,
                              series_style)
@@ -219,5 +219,5 @@ class SpeedrunPanel(RunPanel):
         return self.stop_requested()
 
     def redraw(self) -> None:
-        self.curves.value = figure_png(plot_runs(self.entries, self.cfg.target_acc))
+        self.draw(self.curves, plot_runs(self.entries, self.cfg.target_acc))
         self.table.value = self.leaderboard().to_html(float_format=lambda v: f"{v:.4g}", na_rep="not reached")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import html
 import io
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence, TypeVar
@@ -255,8 +256,16 @@ class FigureImage:
     height: int
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> tuple[dict, dict]:
-        data = {"image/png": base64.b64encode(self.png).decode("ascii"), "text/plain": self.alt}
+        png = base64.b64encode(self.png).decode("ascii")
+        data = {"text/html": self.html(png), "image/png": png, "text/plain": self.alt}
         return data, {"image/png": {"alt": self.alt, "width": self.width, "height": self.height}}
+
+    def html(self, png: str | None = None) -> str:
+        """An <img> with the alt text: front-ends and nbconvert's HTML prefer it to the bare PNG, whose
+        metadata most of them do not read."""
+        png = png or base64.b64encode(self.png).decode("ascii")
+        alt = html.escape(self.alt, quote=True)
+        return f"<img src='data:image/png;base64,{png}' alt='{alt}' style='max-width:100%;width:{self.width}px'>"
 
     def __repr__(self) -> str:
         return self.alt

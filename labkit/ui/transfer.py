@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 
 from labkit import data
 from labkit.techniques import transfer
-from labkit.ui import figure_png, text_summary
+from labkit.ui import text_summary
 from labkit.ui.base import Explorer
 from labkit.ui.style import dots, lab_figure, legend_right, new_figure, series_style
 
@@ -113,7 +113,7 @@ class TransferExplorer(Explorer):
         cfg = transfer.explorer_config(self.cfg, self.k.value, self.seed.value, self.lr.value)
         runs = transfer.compare(self.target, cfg, strategies=("scratch", self.strategy.value))
         result = {r["strategy"]: r["accuracy"] for r in runs} | {"gain_pt": transfer.gain_pt(runs, self.strategy.value)}
-        self.image.value = figure_png(self._plot(runs))
+        self.draw(self.image, self._plot(runs))
         self.show_summary(text_summary(f"k={cfg.ks[0]}, seed {cfg.seeds[0]}, backbone lr {cfg.finetune_lr:g}",
                                        {f"{r['strategy']} acc %": 100 * r["accuracy"] for r in runs}
                                        | {"gain pt": result["gain_pt"]}
