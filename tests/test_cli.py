@@ -45,7 +45,7 @@ def test_report_from_results_files_and_bad_paths(tmp_path):
     out = labkit("report", "--results", str(tmp_path / "results.csv"), "--out", str(tmp_path / "site"))
     assert out.returncode == 0, out.stderr
     text = (tmp_path / "site" / "report.md").read_text()
-    assert "## overhead" in text and "fit_overhead_pct" in text and (tmp_path / "site" / "report_overhead.png").exists()
+    assert "## overhead" in text and "fit_overhead_pct" in text and (tmp_path / "site" / "report_overhead_smoke.png").exists()
     out = labkit("report", "--results", str(tmp_path / "nope.csv"))
     assert out.returncode == 2 and "No results file" in out.stderr and "Traceback" not in out.stderr
 
