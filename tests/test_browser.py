@@ -176,12 +176,10 @@ def shared_page(lab, pw, tmp_path_factory):
     context.close()
 
 
-# `make test` runs Run All of 11 (a Run/Stop panel with a background thread) beside 00's interaction test and
-# Voila; .ci/run runs the rest as well (`make test-browser-all`, marker browser_all), which keeps `make test`
-# under 15 minutes on 2 cores (with 04 as well it took 14.5).
-IN_MAKE_TEST = ("11_speedrun",)
-RUN_ALL = [n if n in IN_MAKE_TEST else pytest.param(n, marks=pytest.mark.browser_all)
-           for n in NOTEBOOKS if n != "00_welcome"]  # 00: the test above
+# `make test` runs 00's Run All and interaction test above (a Run/Stop panel with a background thread), Voila
+# and 00's static HTML view; .ci/run runs Run All of every other notebook as well (`make test-browser-all`,
+# marker browser_all), which keeps `make test` under 15 minutes on 2 cores (with 11's Run All as well it took 15.0).
+RUN_ALL = [pytest.param(n, marks=pytest.mark.browser_all) for n in NOTEBOOKS if n != "00_welcome"]  # 00: above
 
 
 @pytest.mark.parametrize("name", RUN_ALL)

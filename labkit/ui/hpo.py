@@ -13,6 +13,7 @@ import ipywidgets as widgets
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from labkit.techniques import hpo
 from labkit.ui import text_summary
@@ -123,6 +124,7 @@ def plot_trial_curves(records: list[hpo.TrialRecord], title: str = "") -> Figure
         ax.set_ylim(None, max(finished) + 2)
         _floor_note(ax, floor, any(v < floor for v in finished))
     ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title=title or "Every trial's learning curve")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no 1.25 ticks on a short run
     legend_below(fig, ncols=2)
     return fig
 
